@@ -1,0 +1,61 @@
+# The verbs a newcomer needs. Everything runs on a CPU, offline after install.
+PYTHON ?= python3
+VENV := .venv
+SERVE_VENV := .venv-serve
+PY := $(VENV)/bin/python
+SPY := $(SERVE_VENV)/bin/python
+PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
+
+.PHONY: help venv serve-venv demo test test-full test-serve lint train export serve bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: requirements-train.txt requirements-serve.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements-train.txt -r requirements-dev.txt
+	touch $@
+
+$(SERVE_VENV)/.stamp: requirements-serve.txt requirements-dev.txt
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SPY) -m pip install $(PIP_FLAGS) -q -r requirements-serve.txt -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.stamp  ## full environment: train + export + serve + tests
+serve-venv: $(SERVE_VENV)/.stamp  ## serve-only environment (no torch), as in the serve image
+
+demo: venv  ## train on synthetic data, export, and serve on :8000
+	$(PY) -m train --data synthetic --out runs/demo --no-progress
+	$(PY) -m export --checkpoint runs/demo/best.pt --out artifacts/demo
+	@cp "$$(ls runs/demo/synthetic-data/raw-img/elefante/*.jpeg | head -n1)" runs/demo/elephant.jpg
+	@echo
+	@echo "Service starting on http://127.0.0.1:8000 (open it in a browser, or in another terminal run):"
+	@echo '  curl -X POST "http://127.0.0.1:8000/predict" -H "accept: application/json" -H "Content-Type: multipart/form-data" -F "file=@runs/demo/elephant.jpg;type=image/jpg"'
+	@echo
+	MODEL_PATH=artifacts/demo/model.onnx $(PY) -m service
+
+test: venv serve-venv lint test-full test-serve  ## create both environments, lint, run every test
+
+test-full:
+	$(PY) -m pytest
+
+test-serve:  ## the service tests again, in the torch-free environment
+	SERVE_ONLY=1 $(SPY) -m pytest tests/service
+
+lint: venv  ## ruff
+	$(VENV)/bin/ruff check .
+
+train: venv  ## train on Animals-10: make train DATA=data/animals10 OUT=runs/animals10
+	$(PY) -m train --data $(DATA) --out $(or $(OUT),runs/animals10)
+
+export: venv  ## export: make export CKPT=runs/animals10/best.pt OUT=artifacts/animals10
+	$(PY) -m export --checkpoint $(CKPT) --out $(OUT)
+
+serve: venv  ## serve MODEL_PATH (default artifacts/demo/model.onnx) on :8000
+	$(PY) -m service
+
+bench: venv  ## print serving and export benchmarks
+	$(PY) -m bench
+
+clean:  ## remove environments, runs and artifacts
+	rm -rf $(VENV) $(SERVE_VENV) runs artifacts/*/ .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks: they print numbers (with the machine); they are never timed assertions in tests."""

@@ -1,0 +1,1 @@
+"""Export: checkpoint -> one self-contained, self-describing ONNX file, proven against PyTorch."""

@@ -1,0 +1,41 @@
+"""Build the artifact contract (``service.contract``) from a training checkpoint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import onnx
+
+from service.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec, PreprocessSpec, parse_contract
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def contract_from_checkpoint(ckpt: dict[str, Any], name: str, version: str) -> ModelContract:
+    inp, pre = ckpt["input"], ckpt["preprocess"]
+    return ModelContract(
+        labels=tuple(ckpt["labels"]),
+        input=InputSpec(INPUT_NAME, inp["color"], int(inp["height"]), int(inp["width"])),
+        preprocess=PreprocessSpec(
+            resize_shorter=int(pre["resize_shorter"]), crop=(int(pre["crop"][0]), int(pre["crop"][1])),
+            mean=tuple(pre["mean"]), std=tuple(pre["std"]), interpolation=pre.get("interpolation", "bilinear"),
+            scale=float(pre.get("scale", 1 / 255)),
+        ),
+        output=OutputSpec(OUTPUT_NAME, "logits"),
+        model={"name": name, "arch": ckpt["arch"], "version": version,
+               "created": datetime.now(UTC).isoformat(timespec="seconds")},
+        training={"val_accuracy": ckpt.get("val_accuracy"), "best_val_accuracy": ckpt.get("best_val_accuracy"),
+                  "test_accuracy": ckpt.get("test_accuracy"), "split_sha256": ckpt.get("split_sha256"),
+                  "epoch": ckpt.get("epoch")},
+    )
+
+
+def write_metadata(model: onnx.ModelProto, contract: ModelContract) -> None:
+    """Store the contract JSON under ``image_classifier``; refuse one the service could not read."""
+    text = contract.to_json()
+    parse_contract(text)
+    for prop in list(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            model.metadata_props.remove(prop)
+    model.metadata_props.add(key=METADATA_KEY, value=text)

@@ -1,0 +1,42 @@
+"""torch -> ONNX with a dynamic batch axis, saved as one file with the weights inside."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import onnx
+import torch
+
+from export.metadata import INPUT_NAME, OUTPUT_NAME
+
+
+def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], dest: Path, opset: int | None = None) -> onnx.ModelProto:
+    """Export ``model`` (eval mode) for (N, *shape) inputs; return the in-memory ONNX model.
+
+    The dynamo exporter writes weights as external data; we load it back and
+    keep every tensor inside the proto so the artifact is a single file.
+    """
+    model = model.eval()
+    example = torch.randn(2, *shape)  # batch >= 2 so the batch axis stays symbolic
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp) / "model.onnx"
+        kwargs = {"opset_version": opset} if opset else {}
+        torch.onnx.export(model, (example,), str(tmp_path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_shapes=({0: batch},), dynamo=True, external_data=True, **kwargs)
+        proto = onnx.load(str(tmp_path), load_external_data=True)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def save_single_file(proto: onnx.ModelProto, dest: Path) -> None:
+    """Write atomically; under 2 GB everything fits inside the protobuf."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".onnx.tmp")
+    onnx.save_model(proto, str(tmp), save_as_external_data=False)
+    tmp.replace(dest)
+
+
+def opset_of(proto: onnx.ModelProto) -> int:
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))

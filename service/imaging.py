@@ -1,0 +1,239 @@
+"""One decode rule and one eval preprocessing, shared by training and serving.
+
+Training imports this module so that the network sees images exactly the way
+the service will (same EXIF handling, same mode conversion, same transparency
+rule). It depends on numpy and Pillow only, never on torch.
+
+The preprocessing reproduces torchvision's eval transform
+``Resize(s) -> CenterCrop(h, w) -> ToTensor -> Normalize`` by calling Pillow's
+own ``resize`` as torchvision does, so the tensors agree bit for bit in the
+usual case (see ``export`` for the measured parity).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.contract import Color, PreprocessSpec
+
+try:  # HEIC/HEIF from phones; optional so training does not need it
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - depends on the environment
+    pillow_heif = None
+
+Image.init()
+# EPS would shell out to Ghostscript and PDF/PS are documents: never open them.
+_REFUSED_FORMATS = {"EPS", "PDF", "PSD", "XVTHUMB"}
+ALLOWED_FORMATS = tuple(sorted(f for f in Image.OPEN if f not in _REFUSED_FORMATS))
+
+# Past this many resized pixels per crop pixel, resize only the centre window
+# (Pillow's ``box``) instead of the whole image: a 20000x2 strip would otherwise
+# be scaled to 2,560,000x256 just to keep 224x224 of it.
+_MAX_RESIZE_BLOWUP = 8
+
+
+class ImageRejected(Exception):
+    """Client input that cannot become a model input; carries the HTTP answer."""
+
+    status = 400
+    code = "bad_image"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAnImage(ImageRejected):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UndecodableImage(ImageRejected):
+    status = 400
+    code = "undecodable_image"
+
+
+class ImageTooLarge(ImageRejected):
+    status = 413
+    code = "image_too_large"
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    max_pixels: int = 40_000_000
+    # JPEG only: let the decoder downscale by 1/2..1/8 towards this shorter side.
+    # Faster on big photos but not bit-exact, hence off by default.
+    draft_shorter: int | None = None
+
+
+def open_image(data: bytes, options: DecodeOptions = DecodeOptions()) -> Image.Image:
+    """Decode bytes into a fully loaded, upright Pillow image (first frame).
+
+    The format comes from the bytes, never from a file name or declared type.
+    The pixel limit is checked from the header, before any pixel is decoded.
+    """
+    if not data:
+        raise UndecodableImage("the image is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise NotAnImage(
+            "the data is not an image format this service reads "
+            "(send JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, ICO...)"
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UndecodableImage(f"the image header is corrupt: {exc}") from exc
+    _check_size(img.size, options.max_pixels)
+    return _load(img, options)
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w <= 0 or h <= 0:
+        raise UndecodableImage(f"the image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}. Send a smaller image."
+        )
+
+
+def _load(img: Image.Image, options: DecodeOptions) -> Image.Image:
+    try:
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        if options.draft_shorter and img.format == "JPEG":
+            img.draft(img.mode, _draft_target(img.size, options.draft_shorter))
+        img.load()
+        return ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"image has too many pixels: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise UndecodableImage(f"the image data is truncated or corrupt: {exc}") from exc
+
+
+def _draft_target(size: tuple[int, int], shorter: int) -> tuple[int, int]:
+    w, h = size
+    k = shorter / min(w, h)
+    return max(1, math.ceil(w * k)), max(1, math.ceil(h * k))
+
+
+def to_color(img: Image.Image, color: Color) -> Image.Image:
+    """Convert any Pillow mode to ``RGB`` or ``L``; transparency is composited on white.
+
+    16-bit and 32-bit integer images are scaled to 8 bits (not clipped), float
+    images are taken as 0..1 when their maximum is at most 1, else as 0..255.
+    """
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        img = _wide_to_8bit(img)
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if _has_alpha(img) else "RGB")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "La", "RGBa"):
+        img = _composite_on_white(img)
+    if img.mode != color:
+        img = img.convert(color)
+    return img
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode == "PA" or "transparency" in img.info
+
+
+def _composite_on_white(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    background.alpha_composite(rgba)
+    return background.convert("RGB")
+
+
+def _wide_to_8bit(img: Image.Image) -> Image.Image:
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":
+        peak = float(np.nanmax(arr)) if arr.size else 0.0
+        arr = arr * 255.0 if peak <= 1.0 else arr
+    elif img.mode.startswith("I;16") or float(arr.max(initial=0)) > 255:
+        arr = arr / 257.0
+    arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+
+
+def load_image(data: bytes, color: Color, options: DecodeOptions = DecodeOptions()) -> Image.Image:
+    """The shared decode rule: bytes -> upright image in the model's color mode."""
+    return to_color(open_image(data, options), color)
+
+
+def resized_size(size: tuple[int, int], shorter: int) -> tuple[int, int]:
+    """torchvision ``Resize(int)``: short side -> ``shorter``, long side truncated."""
+    w, h = size
+    if w <= h:
+        return shorter, int(shorter * h / w)
+    return int(shorter * w / h), shorter
+
+
+def resize_and_crop(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """``Resize(spec.resize_shorter)`` then ``CenterCrop(spec.crop)``, as torchvision does."""
+    crop_h, crop_w = spec.crop
+    new_w, new_h = resized_size(img.size, spec.resize_shorter)
+    if new_w * new_h > _MAX_RESIZE_BLOWUP * max(crop_h * crop_w, spec.resize_shorter**2):
+        return _resize_centre_window(img, (new_w, new_h), (crop_h, crop_w))
+    if (new_w, new_h) != img.size:
+        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    return center_crop(img, (crop_h, crop_w))
+
+
+def _resize_centre_window(img: Image.Image, new_size: tuple[int, int], crop: tuple[int, int]) -> Image.Image:
+    """Resize only the source region that lands in the centre crop (same filter positions)."""
+    (new_w, new_h), (crop_h, crop_w) = new_size, crop
+    w, h = img.size
+    top, left = int(round((new_h - crop_h) / 2.0)), int(round((new_w - crop_w) / 2.0))
+    sx, sy = w / new_w, h / new_h
+    box = (left * sx, top * sy, (left + crop_w) * sx, (top + crop_h) * sy)
+    return img.resize((crop_w, crop_h), Image.Resampling.BILINEAR, box=box)
+
+
+def center_crop(img: Image.Image, crop: tuple[int, int]) -> Image.Image:
+    """torchvision ``CenterCrop``: pad with zeros when too small, offsets rounded half to even."""
+    crop_h, crop_w = crop
+    w, h = img.size
+    if crop_w > w or crop_h > h:
+        padded = Image.new(img.mode, (max(w, crop_w), max(h, crop_h)), 0)
+        padded.paste(img, ((crop_w - w) // 2 if crop_w > w else 0, (crop_h - h) // 2 if crop_h > h else 0))
+        img, (w, h) = padded, padded.size
+        if (w, h) == (crop_w, crop_h):
+            return img
+    top, left = int(round((h - crop_h) / 2.0)), int(round((w - crop_w) / 2.0))
+    return img.crop((left, top, left + crop_w, top + crop_h))
+
+
+def to_tensor(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """8-bit image -> float32 (C, H, W): ``x / 255``, then ``(x - mean) / std`` per channel."""
+    arr = np.asarray(img, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]  # (H, W) -> (H, W, 1)
+    arr = arr / np.float32(1.0 / spec.scale)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    arr = (arr - mean) / std
+    return np.ascontiguousarray(arr.transpose(2, 0, 1))  # (H, W, C) -> (C, H, W)
+
+
+def preprocess(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """A decoded image in the model's color -> the model's (C, H, W) float32 input."""
+    return to_tensor(resize_and_crop(img, spec), spec)

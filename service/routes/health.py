@@ -1,0 +1,29 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from service.errors import error_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def live() -> dict:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+def ready(request: Request) -> dict | object:
+    """Readiness: the model is loaded and warmed up."""
+    if not getattr(request.app.state, "ready", False):
+        return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
+    model = request.app.state.model
+    return {
+        "status": "ready",
+        "model": model.contract.model.get("name"),
+        "load_seconds": round(model.load_seconds, 3),
+        "warmup_seconds": round(model.warmup_seconds, 3),
+    }

@@ -1,0 +1,46 @@
+"""All service settings, read from the environment in one typed place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _cpu_quota() -> int:
+    """CPUs this process may use: cgroup quota if set, else the affinity mask."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            return max(1, int(int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
+
+    model_path: Path = Field(Path("artifacts/demo/model.onnx"), description="ONNX file written by export")
+    host: str = "0.0.0.0"
+    port: int = 8000
+    api_key: str | None = Field(None, description="when set, requests need X-API-Key or a Bearer token")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_pixels: int = Field(40_000_000, gt=0)
+    max_batch_items: int = Field(32, gt=0, description="most images in one /predict/batch request")
+    max_batch_size: int = Field(8, gt=0, description="most images in one micro-batched inference")
+    batch_wait_ms: float = Field(2.0, ge=0, description="how long a micro-batch waits for company")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = the CPU quota")
+    providers: str = Field("CPUExecutionProvider", description="comma-separated onnxruntime providers")
+    jpeg_draft: bool = Field(False, description="let the JPEG decoder downscale big photos (faster, not exact)")
+    default_top_k: int = Field(3, gt=0)
+    log_level: str = "info"
+
+    @property
+    def threads(self) -> int:
+        return self.intra_op_threads or _cpu_quota()

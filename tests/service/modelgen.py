@@ -1,0 +1,75 @@
+"""Tiny ONNX classifiers built with ``onnx.helper`` (no torch), carrying a real contract.
+
+The RGB model averages each channel over the image and scores it, so a red
+image is "red": predictions are known in advance and tests can assert them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from service.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec, PreprocessSpec
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def rgb_contract(size: int = 32, labels: tuple[str, ...] = ("red", "green", "blue")) -> ModelContract:
+    return ModelContract(
+        labels=labels,
+        input=InputSpec("input", "RGB", size, size),
+        preprocess=PreprocessSpec(resize_shorter=round(size * 256 / 224), crop=(size, size),
+                                  mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        output=OutputSpec("logits"),
+        model={"name": "tiny-rgb", "arch": "channel-mean", "version": "7", "created": "2026-01-01T00:00:00+00:00"},
+        training={"val_accuracy": None, "test_accuracy": None, "split_sha256": None},
+        parity={"max_abs_diff": 0.0, "top1_agreement": 1.0, "n": 0},
+    )
+
+
+def gray_contract(size: int = 28) -> ModelContract:
+    return ModelContract(
+        labels=("dark", "light"),
+        input=InputSpec("input", "L", size, size),
+        preprocess=PreprocessSpec(resize_shorter=size, crop=(size, size), mean=(0.5,), std=(0.25,)),
+        output=OutputSpec("logits"),
+        model={"name": "tiny-gray", "arch": "channel-mean", "version": "1", "created": "2026-01-01T00:00:00+00:00"},
+    )
+
+
+def channel_mean_model(contract: ModelContract, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    """input (N, C, H, W) -> GlobalAveragePool -> Flatten -> Gemm(weight (C, K)) -> logits (N, K)."""
+    c, k = contract.input.channels, len(contract.labels)
+    h, w = contract.input.height, contract.input.width
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", c, h, w])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k])],
+        initializer=[numpy_helper.from_array(weight.astype(np.float32), "W"),
+                     numpy_helper.from_array(bias.astype(np.float32), "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    model.metadata_props.add(key=METADATA_KEY, value=contract.to_json())
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_rgb_model(path: Path, size: int = 32) -> Path:
+    contract = rgb_contract(size)
+    onnx.save_model(channel_mean_model(contract, np.eye(3) * 4.0, np.zeros(3)), str(path))
+    return path
+
+
+def write_gray_model(path: Path, size: int = 28) -> Path:
+    contract = gray_contract(size)
+    onnx.save_model(channel_mean_model(contract, np.array([[-4.0, 4.0]]), np.zeros(2)), str(path))
+    return path

@@ -1,0 +1,1 @@
+"""Training: fine-tune a torchvision classifier and write a self-describing checkpoint."""

@@ -1,0 +1,93 @@
+"""Model zoo: the reference VGG16 head, any torchvision classifier by name, and a tiny CNN.
+
+``build_model`` takes only what a checkpoint stores, so export rebuilds the
+network from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def tinycnn(num_classes: int, in_channels: int = 3) -> nn.Module:
+    """A few-thousand-parameter CNN for demos and tests: trains in seconds on a CPU."""
+
+    def block(i: int, o: int) -> list[nn.Module]:
+        return [nn.Conv2d(i, o, 3, stride=2, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *block(in_channels, 16), *block(16, 32), *block(32, 64),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes),
+    )
+
+
+def reference_vgg16_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """The reference project's head: GAP -> 512 -> 256 -> ReLU -> Dropout(0.2) -> classes."""
+    model.avgpool = nn.AdaptiveAvgPool2d(1)
+    model.classifier = nn.Sequential(
+        nn.Flatten(), nn.Linear(512, 256), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(256, num_classes)
+    )
+    return model
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
+    """Swap the last Linear layer of any torchvision classifier for one with ``num_classes`` outputs."""
+    for name in ("fc", "classifier", "head", "heads"):
+        parent = getattr(model, name, None)
+        if isinstance(parent, nn.Linear):
+            setattr(model, name, nn.Linear(parent.in_features, num_classes))
+            return model
+        if isinstance(parent, nn.Sequential):
+            for idx in range(len(parent) - 1, -1, -1):
+                if isinstance(parent[idx], nn.Linear):
+                    parent[idx] = nn.Linear(parent[idx].in_features, num_classes)
+                    return model
+    raise ValueError(f"do not know where the classifier head of {type(model).__name__} is")
+
+
+def _adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
+    """For grayscale inputs: sum the first conv's RGB filters into one channel (keeps pretrained features)."""
+    if in_channels == 3:
+        return model
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels == 3:
+            new = nn.Conv2d(in_channels, module.out_channels, module.kernel_size, module.stride,
+                            module.padding, module.dilation, module.groups, module.bias is not None)
+            with torch.no_grad():
+                new.weight.copy_(module.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
+                if module.bias is not None:
+                    new.bias.copy_(module.bias)
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attr, new)
+            return model
+    raise ValueError("no 3-channel input convolution found to adapt")
+
+
+def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
+    from torchvision import models
+
+    if weights == "imagenet":
+        # Downloads to the torch hub cache (TORCH_HOME) on first use, as torchvision does.
+        return models.get_model(arch, weights=models.get_model_weights(arch).DEFAULT)
+    model = models.get_model(arch, weights=None)
+    if weights not in (None, "none"):
+        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    return model
+
+
+def build_model(arch: str, num_classes: int, in_channels: int = 3, weights: str | None = None,
+                freeze_features: bool = False) -> nn.Module:
+    """Build ``arch`` with a ``num_classes`` head; ``weights`` is ``imagenet``, ``none`` or a file path."""
+    if arch == "tinycnn":
+        return tinycnn(num_classes, in_channels)
+    model = _torchvision_model(arch, weights)
+    if freeze_features:
+        for p in model.parameters():
+            p.requires_grad_(False)
+    model = reference_vgg16_head(model, num_classes) if arch == "vgg16" else _replace_head(model, num_classes)
+    return _adapt_first_conv(model, in_channels)
