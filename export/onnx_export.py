@@ -11,7 +11,7 @@ import torch
 from export.metadata import INPUT_NAME, OUTPUT_NAME
 
 
-def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], dest: Path, opset: int | None = None) -> onnx.ModelProto:
+def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int | None = None) -> onnx.ModelProto:
     """Export ``model`` (eval mode) for (N, *shape) inputs; return the in-memory ONNX model.
 
     The dynamo exporter writes weights as external data; we load it back and

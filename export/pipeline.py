@@ -70,7 +70,7 @@ def run_export(cfg: ExportConfig, model_hook=None) -> dict[str, Any]:
     model = rebuild_model(ckpt)
     contract = contract_from_checkpoint(ckpt, cfg.name or cfg.out.name, cfg.version)
     shape = (contract.input.channels, contract.input.height, contract.input.width)
-    proto = export_onnx(model, shape, cfg.out / "model.onnx", cfg.opset)
+    proto = export_onnx(model, shape, cfg.opset)
     if model_hook is not None:
         model_hook(model)
     files = sample_files(ckpt, cfg.checkpoint, cfg.max_images)
