@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SPY := $(SERVE_VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 
-.PHONY: help venv serve-venv demo test test-full test-serve lint train export serve bench clean
+.PHONY: help venv serve-venv browser-deps demo test test-full test-serve lint train train-ddp export serve bench image-serve image-train clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,7 +34,17 @@ demo: venv  ## train on synthetic data, export, and serve on :8000
 	@echo
 	MODEL_PATH=artifacts/demo/model.onnx $(PY) -m service
 
-test: venv serve-venv lint test-full test-serve  ## create both environments, lint, run every test
+test: venv serve-venv browser-deps lint test-full test-serve  ## create both environments, lint, run every test
+
+# The page test drives Debian's Chromium. Installed when we can (root + apt-get);
+# otherwise those tests skip and say why.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+		|| echo "chromium could not be installed: browser tests will skip"; \
+	else echo "no chromium and not root: browser tests will skip"; fi
 
 test-full:
 	$(PY) -m pytest
@@ -48,14 +58,24 @@ lint: venv  ## ruff
 train: venv  ## train on Animals-10: make train DATA=data/animals10 OUT=runs/animals10
 	$(PY) -m train --data $(DATA) --out $(or $(OUT),runs/animals10)
 
-export: venv  ## export: make export CKPT=runs/animals10/best.pt OUT=artifacts/animals10
-	$(PY) -m export --checkpoint $(CKPT) --out $(OUT)
+train-ddp: venv  ## the same under torchrun: make train-ddp DATA=... NPROC=2
+	$(PY) -m torch.distributed.run --standalone --nproc_per_node=$(or $(NPROC),2) \
+		-m train --data $(DATA) --out $(or $(OUT),runs/animals10)
+
+export: venv  ## export: make export CKPT=runs/animals10/best.pt OUT=artifacts/animals10 EXPORT_ARGS="--quantize int8"
+	$(PY) -m export --checkpoint $(CKPT) --out $(OUT) $(EXPORT_ARGS)
 
 serve: venv  ## serve MODEL_PATH (default artifacts/demo/model.onnx) on :8000
 	$(PY) -m service
 
 bench: venv  ## print serving and export benchmarks
 	$(PY) -m bench
+
+image-serve:  ## docker build the serve image (needs a Docker engine): make image-serve MODEL=artifacts/demo/model.onnx
+	docker build -f Dockerfile.serve $(if $(MODEL),--build-arg MODEL=$(MODEL)) -t image-classifier:dev .
+
+image-train:  ## docker build the training image (needs a Docker engine)
+	docker build -f Dockerfile.train -t image-classifier-train .
 
 clean:  ## remove environments, runs and artifacts
 	rm -rf $(VENV) $(SERVE_VENV) runs artifacts/*/ .pytest_cache .ruff_cache

@@ -23,12 +23,22 @@ def contract_from_checkpoint(ckpt: dict[str, Any], name: str, version: str) -> M
             scale=float(pre.get("scale", 1 / 255)),
         ),
         output=OutputSpec(OUTPUT_NAME, "logits"),
-        model={"name": name, "arch": ckpt["arch"], "version": version,
+        model={"name": name, "arch": ckpt["arch"], "version": version, "precision": "fp32",
                "created": datetime.now(UTC).isoformat(timespec="seconds")},
         training={"val_accuracy": ckpt.get("val_accuracy"), "best_val_accuracy": ckpt.get("best_val_accuracy"),
                   "test_accuracy": ckpt.get("test_accuracy"), "split_sha256": ckpt.get("split_sha256"),
                   "epoch": ckpt.get("epoch")},
     )
+
+
+def variant_contract(contract: ModelContract, precision: str, source: str, figures: dict[str, Any]) -> ModelContract:
+    """The same contract for a derived model (int8, fp16): the service serves it unchanged.
+
+    Only ``model.precision`` and a section of measured figures differ, so a
+    reader can tell which file it loaded and how far it was proven.
+    """
+    model = {**contract.model, "precision": precision, "derived_from": source}
+    return contract.with_updates(model=model, extra={**contract.extra, precision: figures})
 
 
 def write_metadata(model: onnx.ModelProto, contract: ModelContract) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnx
 import torch
+from onnx.external_data_helper import uses_external_data
 
 from export.metadata import INPUT_NAME, OUTPUT_NAME
 
@@ -24,7 +25,8 @@ def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int 
         tmp_path = Path(tmp) / "model.onnx"
         kwargs = {"opset_version": opset} if opset else {}
         torch.onnx.export(model, (example,), str(tmp_path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=({0: batch},), dynamo=True, external_data=True, **kwargs)
+                          dynamic_shapes=({0: batch},), dynamo=True, external_data=True, verbose=False,
+                          **kwargs)
         proto = onnx.load(str(tmp_path), load_external_data=True)
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -36,6 +38,17 @@ def save_single_file(proto: onnx.ModelProto, dest: Path) -> None:
     tmp = dest.with_suffix(".onnx.tmp")
     onnx.save_model(proto, str(tmp), save_as_external_data=False)
     tmp.replace(dest)
+
+
+def has_dynamic_batch(proto: onnx.ModelProto) -> bool:
+    """The first axis of every input and output is symbolic, so one file serves any batch size."""
+    return all(v.type.tensor_type.shape.dim[0].HasField("dim_param") for v in [*proto.graph.input, *proto.graph.output])
+
+
+def is_single_file(path: Path) -> bool:
+    """No initializer points at an external-data sidecar."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return not any(uses_external_data(t) for t in proto.graph.initializer)
 
 
 def opset_of(proto: onnx.ModelProto) -> int:

@@ -1,29 +1,52 @@
-"""The export command's steps: rebuild, export, prove parity, describe, write."""
+"""The export command's steps: rebuild, export, prove parity, quantize, describe, write.
+
+Everything is written into a staging folder inside ``--out`` and moved into
+place only when every check passed, so a failed export leaves no model (and no
+half-written INT8 file) behind.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+import torch
 
-from export.metadata import contract_from_checkpoint, write_metadata
-from export.onnx_export import export_onnx, opset_of, save_single_file
+from export.evaluate import accuracy, agreement, run_batches, session
+from export.fp16 import check_fp16, float32_io, fp16_failures, to_fp16
+from export.metadata import contract_from_checkpoint, variant_contract, write_metadata
+from export.onnx_export import export_onnx, has_dynamic_batch, is_single_file, opset_of, save_single_file
 from export.parity import Parity, compare
+from export.preprocess_parity import compare_preprocessing, failures
+from export.quantize import SETTINGS, gate, quantize_int8
+from export.samples import RunData, Sample, find_run_data, generated_samples, strip_sample
 from service.contract import ModelContract
 from service.imaging import load_image, preprocess
 from train.checkpoint import load_checkpoint, rebuild_model
-from train.data import read_manifest
 
-log = logging.getLogger("export")
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+N_GENERATED = 16  # one of each shape in ``samples.GENERATED_SHAPES``
 
 
-class ParityError(RuntimeError):
-    """ONNX disagrees with PyTorch beyond tolerance: no model is written."""
+class ExportError(RuntimeError):
+    """A check failed: nothing is written."""
+
+
+class ParityError(ExportError):
+    """ONNX disagrees with PyTorch, or serving's preprocessing with training's."""
+
+
+class AccuracyGateError(ExportError):
+    """INT8 lost more accuracy than ``--max-accuracy-drop`` allows."""
 
 
 @dataclass
@@ -35,67 +58,184 @@ class ExportConfig:
     atol: float = 1e-4
     max_images: int = 32
     opset: int | None = None
+    data_root: Path | None = None
+    quantize: str | None = None  # "int8"
+    calibration: int = 200
+    max_accuracy_drop: float = 1.0
+    max_eval_images: int = 0  # test images for the INT8 gate; 0 = the whole test split
+    fp16: bool = False
+    seed: int = 0
+    argv: list[str] = field(default_factory=list)
 
 
-def sample_files(ckpt: dict[str, Any], checkpoint: Path, limit: int) -> list[Path]:
-    """Test-split files from the run's manifest, when the run folder and data are still there."""
-    manifest, root = checkpoint.parent / "split.csv", Path(ckpt.get("data_root", ""))
-    if not manifest.exists() or not root.is_dir():
-        return []
-    files = [root / e.file for e in read_manifest(manifest) if e.split == "test"]
-    return [f for f in files if f.exists()][:limit]
-
-
-def parity_inputs(contract: ModelContract, files: list[Path], n_random: int = 8, seed: int = 0) -> np.ndarray:
-    """Real images preprocessed the serving way, plus random tensors: (N, C, H, W)."""
-    tensors = [preprocess(load_image(f.read_bytes(), contract.input.color), contract.preprocess) for f in files]
-    rng = np.random.default_rng(seed)
-    shape = (contract.input.channels, contract.input.height, contract.input.width)
-    tensors += list(rng.standard_normal((n_random, *shape)).astype(np.float32))
-    return np.stack(tensors)
+def tensors(samples: list[Sample], contract: ModelContract) -> np.ndarray:
+    """Encoded files -> (N, C, H, W) exactly as the service computes them."""
+    shape = (0, contract.input.channels, contract.input.height, contract.input.width)
+    if not samples:
+        return np.zeros(shape, np.float32)
+    return np.stack([preprocess(load_image(s.data, contract.input.color), contract.preprocess) for s in samples])
 
 
 def check(parity: Parity, atol: float) -> None:
-    if parity.max_abs_diff > atol or parity.top1_agreement < 1.0:
+    if not parity.max_abs_diff <= atol or parity.top1_agreement < 1.0:
         raise ParityError(f"ONNX does not match PyTorch: max |diff| {parity.max_abs_diff:.3g} (tolerance {atol:g}), "
                           f"top-1 agreement {parity.top1_agreement:.4f} on {parity.n} inputs")
 
 
-def run_export(cfg: ExportConfig, model_hook=None) -> dict[str, Any]:
-    """Export, check parity, and write ``model.onnx`` + ``export_report.json``; return the report.
+def model_parity(model: torch.nn.Module, proto: onnx.ModelProto, contract: ModelContract, real: list[Sample],
+                 source: str, cfg: ExportConfig) -> dict[str, Any]:
+    """Real (or generated) images the serving way, plus random tensors, at batch 1 and 8."""
+    rng = np.random.default_rng(cfg.seed)
+    noise = rng.standard_normal((8, contract.input.channels, contract.input.height, contract.input.width))
+    x = np.concatenate([tensors(real, contract), noise.astype(np.float32)])
+    parity = compare(model, proto.SerializeToString(), x, contract.input.name, batch_sizes=(1, 8))
+    check(parity, cfg.atol)
+    return {**parity.as_dict(), "atol": cfg.atol, "real_images": len(real), "images_source": source,
+            "random_tensors": len(noise)}
 
-    ``model_hook`` may alter the torch model after export (tests use it to prove parity can fail).
-    """
+
+def preprocess_parity(model: torch.nn.Module, contract: ModelContract, real: list[Sample], seed: int) -> dict:
+    """Service vs torchvision on the run's images and on generated portrait/odd/grey/RGBA files."""
+    generated = [*generated_samples(N_GENERATED, seed + 7), strip_sample(contract.preprocess.resize_shorter, seed=seed)]
+    p = compare_preprocessing(model, contract, real + generated)
+    problems = failures(p)
+    if problems:
+        raise ParityError("serving preprocessing does not match torchvision's eval transform: " + "; ".join(problems))
+    return {**p.as_dict(), "run_images": len(real), "generated_images": len(generated)}
+
+
+def int8_step(fp32_path: Path, dest: Path, contract: ModelContract, run: RunData, cfg: ExportConfig,
+              hook: Callable[[onnx.ModelProto], None] | None) -> dict[str, Any]:
+    """Calibrate, quantize, measure FP32 vs INT8 on the test split, gate; write ``dest`` only if it passes."""
+    calib = run.samples("train", cfg.calibration, cfg.seed)
+    calib_source = f"{len(calib)} train-split images" if calib else f"{cfg.calibration} generated images (no run data)"
+    calib = calib or generated_samples(cfg.calibration, cfg.seed + 1)
+    raw = dest.with_name(".int8-unchecked.onnx")
+    quantize_int8(fp32_path, raw, tensors(calib, contract), contract.input.name)
+    if hook is not None:
+        proto = onnx.load(str(raw))
+        hook(proto)
+        onnx.save_model(proto, str(raw))
+    test = run.samples("test", cfg.max_eval_images)
+    eval_source = f"{len(test)} test-split images" if test else "generated images (no labelled test split)"
+    test = test or generated_samples(64, cfg.seed + 2)
+    x = tensors(test, contract)
+    labels = np.array([s.label for s in test]) if test[0].label is not None else None
+    fp32, int8 = run_batches(session(fp32_path), x), run_batches(session(raw), x)
+    fp32_acc = accuracy(fp32.logits, labels) if labels is not None else None
+    int8_acc = accuracy(int8.logits, labels) if labels is not None else None
+    agree = agreement(fp32.logits, int8.logits)
+    verdict = gate(fp32_acc, int8_acc, agree, cfg.max_accuracy_drop)
+    figures = {"settings": SETTINGS, "calibration": calib_source, "evaluated_on": eval_source,
+               "fp32_accuracy": fp32_acc, "int8_accuracy": int8_acc, "top1_agreement": agree,
+               "drop_points": verdict.drop, "gate_basis": verdict.basis, "max_accuracy_drop": cfg.max_accuracy_drop,
+               "images_per_s": {"fp32": fp32.images_per_s, "int8": int8.images_per_s, "batch": 8,
+                                "threads": os.cpu_count()},
+               "bytes": {"fp32": fp32_path.stat().st_size, "int8": raw.stat().st_size}}
+    if not verdict.passed:
+        raise AccuracyGateError(
+            f"INT8 refused: {verdict.basis} drop {verdict.drop:.2f} points > {cfg.max_accuracy_drop:g} allowed "
+            f"(FP32 {_pct(fp32_acc)}, INT8 {_pct(int8_acc)}, agreement {agree * 100:.2f}%, {eval_source})")
+    proto = onnx.load(str(raw))
+    write_metadata(proto, variant_contract(contract, "int8", FILES["fp32"], figures))
+    save_single_file(proto, dest)
+    raw.unlink()
+    return figures
+
+
+def fp16_step(proto32: onnx.ModelProto, dest: Path, contract: ModelContract, real: list[Sample],
+              fp32_path: Path, seed: int) -> dict[str, Any]:
+    """Convert with float32 I/O, check it on the CPU against the FP32 ONNX model, write ``dest``."""
+    proto = to_fp16(proto32)
+    if not float32_io(proto):
+        raise ExportError("FP16 conversion changed the model's input/output types")
+    x = tensors(real or generated_samples(N_GENERATED, seed + 3), contract)
+    result = check_fp16(proto.SerializeToString(), run_batches(session(fp32_path), x).logits, x)
+    problems = fp16_failures(result)
+    if problems:
+        raise ParityError("; ".join(problems))
+    figures = result.as_dict()
+    write_metadata(proto, variant_contract(contract, "fp16", FILES["fp32"], figures))
+    save_single_file(proto, dest)
+    return figures
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 100:.2f}%"
+
+
+def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook: Callable | None) -> dict[str, Any]:
+    """Every step, writing into ``stage``; raise on the first failed check."""
+    t0 = time.perf_counter()
     ckpt = load_checkpoint(cfg.checkpoint)
     model = rebuild_model(ckpt)
-    contract = contract_from_checkpoint(ckpt, cfg.name or cfg.out.name, cfg.version)
-    shape = (contract.input.channels, contract.input.height, contract.input.width)
-    proto = export_onnx(model, shape, cfg.opset)
+    contract = contract_from_checkpoint(ckpt, cfg.name or cfg.out.resolve().name, cfg.version)
+    proto = export_onnx(model, (contract.input.channels, contract.input.height, contract.input.width), cfg.opset)
+    if not has_dynamic_batch(proto):
+        raise ExportError("the exported graph has a fixed batch size")
     if model_hook is not None:
         model_hook(model)
-    files = sample_files(ckpt, cfg.checkpoint, cfg.max_images)
-    parity = compare(model, proto.SerializeToString(), parity_inputs(contract, files), contract.input.name)
-    check(parity, cfg.atol)
-    contract = contract.with_updates(parity={**parity.as_dict(), "atol": cfg.atol, "real_images": len(files)})
+    run = find_run_data(ckpt, cfg.checkpoint, cfg.data_root)
+    real = run.samples("test", cfg.max_images)
+    source = f"test split ({run.reason})" if real else f"generated ({run.reason})"
+    parity = model_parity(model, proto, contract, real or generated_samples(N_GENERATED, cfg.seed), source, cfg)
+    parity["preprocess"] = preprocess_parity(model, contract, real, cfg.seed)
+    contract = contract.with_updates(parity=parity, model={**contract.model, "opset": opset_of(proto)})
     write_metadata(proto, contract)
-    dest = cfg.out / "model.onnx"
-    save_single_file(proto, dest)
-    report = {"model": str(dest), "bytes": dest.stat().st_size, "opset": opset_of(proto),
-              "parity": contract.parity, "labels": list(contract.labels), "checkpoint": str(cfg.checkpoint)}
-    (cfg.out / "export_report.json").write_text(json.dumps(report, indent=2))
+    fp32_path = stage / FILES["fp32"]
+    save_single_file(proto, fp32_path)
+    onnx.checker.check_model(str(fp32_path), full_check=True)
+    report: dict[str, Any] = {
+        "ok": True, "out": str(cfg.out), "checkpoint": str(cfg.checkpoint), "arch": ckpt["arch"],
+        "labels": list(contract.labels), "command": "python -m export " + " ".join(cfg.argv),
+        "models": {"fp32": {"file": FILES["fp32"], "bytes": fp32_path.stat().st_size, "opset": opset_of(proto),
+                            "dynamic_batch": True, "single_file": is_single_file(fp32_path), "checker": "ok"}},
+        "parity": parity, "data": run.reason,
+    }
+    if cfg.quantize == "int8":
+        report["int8"] = int8_step(fp32_path, stage / FILES["int8"], contract, run, cfg, int8_hook)
+        report["models"]["int8"] = {"file": FILES["int8"], "bytes": (stage / FILES["int8"]).stat().st_size}
+    if cfg.fp16:
+        report["fp16"] = fp16_step(proto, stage / FILES["fp16"], contract, real, fp32_path, cfg.seed)
+        report["models"]["fp16"] = {"file": FILES["fp16"], "bytes": (stage / FILES["fp16"]).stat().st_size,
+                                    "float32_io": True}
+    report["seconds"] = time.perf_counter() - t0
+    (stage / "export_report.json").write_text(json.dumps(report, indent=2, default=float))
     return report
 
 
-def summary(report: dict[str, Any]) -> str:
-    p = report["parity"]
-    return "\n".join([
-        f"wrote {report['model']} ({report['bytes'] / 1e6:.2f} MB, opset {report['opset']}, one file)",
-        f"parity vs PyTorch: max |logit diff| {p['max_abs_diff']:.2e} (tolerance {p['atol']:g}), "
-        f"top-1 agreement {p['top1_agreement'] * 100:.2f}% on {p['n']} inputs "
-        f"({p['real_images']} real images, batch sizes {p['batch_sizes']})",
-        f"labels: {', '.join(report['labels'])}",
-    ])
+def commit(stage: Path, out: Path) -> None:
+    """Move the staged files into ``out``; drop variants a previous export left that this one did not make."""
+    for name in FILES.values():
+        if not (stage / name).exists() and (out / name).exists():
+            (out / name).unlink()
+    for name in [*FILES.values(), "export_report.json"]:
+        if (stage / name).exists():
+            os.replace(stage / name, out / name)
 
 
-def verify_file(path: Path) -> None:
-    onnx.checker.check_model(str(path), full_check=True)
+def run_export(cfg: ExportConfig, model_hook: Callable[[torch.nn.Module], None] | None = None,
+               int8_hook: Callable[[onnx.ModelProto], None] | None = None) -> dict[str, Any]:
+    """Export, check, and write ``model.onnx`` (+ variants) and ``export_report.json``; return the report.
+
+    ``model_hook`` alters the torch model after export and ``int8_hook`` the
+    quantized graph before it is measured: tests use them to prove the parity
+    check and the accuracy gate can refuse.
+    """
+    if cfg.quantize not in (None, "int8"):
+        raise ValueError(f"--quantize {cfg.quantize!r}: only int8 is supported")
+    if cfg.calibration < 1:
+        raise ValueError("--calibration must be at least 1 image")
+    created = not cfg.out.exists()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=cfg.out, prefix=".export-"))
+    ok = False
+    try:
+        report = build(cfg, stage, model_hook, int8_hook)
+        commit(stage, cfg.out)
+        ok = True
+        return report
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if not ok and created and not any(cfg.out.iterdir()):
+            cfg.out.rmdir()

@@ -7,36 +7,71 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
-from service.model import load_model
-from service.routes import health, predict
+from service.imaging import DecodeOptions
+from service.metrics import Metrics, MetricsMiddleware
+from service.model import LoadedModel, load_model
+from service.predictor import Predictor
+from service.routes import health, metrics, model_info, page, predict
 from service.settings import Settings
 
 log = logging.getLogger("service")
 
 
+def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -> Predictor:
+    options = DecodeOptions(
+        max_pixels=settings.max_pixels,
+        draft_shorter=model.contract.preprocess.resize_shorter if settings.jpeg_draft else None,
+    )
+    batcher = MicroBatcher(model.probabilities, settings.max_batch_size, settings.batch_wait_ms,
+                           on_batch=metrics_.observe_batch)
+    return Predictor(model, options, settings.decoders, batcher, metrics_)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` default to the environment, read at startup."""
+    metrics_ = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings or Settings()
+        app.state.settings = s = settings or Settings()
         app.state.ready = False
-        s = app.state.settings
         model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","))
-        await run_in_threadpool(model.warm_up)
-        app.state.model, app.state.ready = model, True
-        log.info("model %s ready (load %.2fs, warm-up %.2fs)", s.model_path, model.load_seconds, model.warmup_seconds)
-        yield
-        app.state.ready = False
+        await run_in_threadpool(model.warm_up, s.warmup_rounds)
+        app.state.model = model
+        app.state.predictor = predictor = build_predictor(model, s, metrics_)
+        predictor.batcher.start()
+        app.state.ready = True
+        log.info("model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads)",
+                 s.model_path, model.load_seconds, model.warmup_seconds, s.threads)
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await predictor.batcher.stop()
+            predictor.close()
 
-    app = FastAPI(title="Image classifier", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Image classifier",
+        version="0.2.0",
+        description="Send an image in any common format and form; get the top-k labels as JSON.",
+        lifespan=lifespan,
+    )
     app.state.ready = False
+    app.state.settings = settings or Settings()
+    app.state.metrics = metrics_
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(predict.router)
+    origins = [o.strip() for o in app.state.settings.cors_origins.split(",") if o.strip()]
+    if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization"], max_age=600)
+    app.add_middleware(MetricsMiddleware, metrics=metrics_)
+    for module in (page, health, metrics, model_info, predict):
+        app.include_router(module.router)
     return app
 
 

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from service.errors import ApiError
 from service.model import LoadedModel
+from service.predictor import Predictor
 from service.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def require_api_key(request: Request) -> None:
+    """401 unless the request carries API_KEY as ``X-API-Key`` or ``Authorization: Bearer``."""
+    expected = request.app.state.settings.api_key
+    if not expected:
+        return
+    given = request.headers.get("x-api-key")
+    if given is None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" else None
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "send the API key as X-API-Key: KEY or Authorization: Bearer KEY",
+                       {"WWW-Authenticate": "Bearer"})
 
 
 def get_model(request: Request) -> LoadedModel:
@@ -23,5 +39,26 @@ def get_model(request: Request) -> LoadedModel:
     return model
 
 
+def get_predictor(request: Request, _: Annotated[LoadedModel, Depends(get_model)]) -> Predictor:
+    return request.app.state.predictor
+
+
+def get_top_k(
+    request: Request,
+    model: Annotated[LoadedModel, Depends(get_model)],
+    top_k: Annotated[int | None, Query(ge=1, description="how many labels to return; default DEFAULT_TOP_K")] = None,
+) -> int:
+    """``top_k`` from the query (422 past the number of labels), else the configured default."""
+    n = len(model.contract.labels)
+    if top_k is None:
+        return min(request.app.state.settings.default_top_k, n)
+    if top_k > n:
+        raise ApiError(422, "invalid_parameters", f"top_k must be between 1 and {n} (the number of labels)")
+    return top_k
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+TopKDep = Annotated[int, Depends(get_top_k)]
+Authorized = Depends(require_api_key)

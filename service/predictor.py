@@ -1,14 +1,27 @@
-"""Bytes in, JSON-ready prediction out: decode -> preprocess -> infer -> top-k."""
+"""Bytes in, JSON-ready prediction out: decode -> preprocess -> infer -> top-k.
+
+Decoding and preprocessing run on a thread pool (Pillow releases the GIL), the
+inference on the micro-batcher's thread: the event loop only routes bytes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from service.imaging import DecodeOptions, load_image, preprocess
+from service.batcher import MicroBatcher
+from service.errors import ApiError
+from service.imaging import DecodeOptions, ImageRejected, UndecodableImage, load_image, preprocess
+from service.metrics import Metrics
 from service.model import LoadedModel
+
+log = logging.getLogger("service")
 
 
 @dataclass
@@ -22,14 +35,20 @@ class Prepared:
 def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Prepared:
     """Decode and preprocess by the model's own contract (blocking; run off the event loop)."""
     t0 = time.perf_counter()
-    img = load_image(data, model.contract.input.color, options)
-    t1 = time.perf_counter()
-    tensor = preprocess(img, model.contract.preprocess)
+    try:
+        img = load_image(data, model.contract.input.color, options)
+        t1 = time.perf_counter()
+        tensor = preprocess(img, model.contract.preprocess)
+    except ImageRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - these bytes broke a decoder: the client's input, not a 500
+        log.warning("decoder failed on client input", exc_info=exc)
+        raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
     t2 = time.perf_counter()
     return Prepared(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
 
 
-def top_k(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
+def top_k(model: LoadedModel, probs: np.ndarray, k: int) -> dict[str, Any]:
     """One row of probabilities -> the public answer (floats as JSON numbers)."""
     labels = model.contract.labels
     k = min(k, len(labels))
@@ -44,10 +63,64 @@ def top_k(model: LoadedModel, probs: np.ndarray, k: int) -> dict:
     }
 
 
-def predict_one(model: LoadedModel, data: bytes, k: int, options: DecodeOptions) -> dict:
-    """The whole path for one image, synchronously (tests, CLI, batch fallback)."""
+def _rounded(timing_ms: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in timing_ms.items()}
+
+
+def predict_one(model: LoadedModel, data: bytes, k: int, options: DecodeOptions) -> dict[str, Any]:
+    """The whole path for one image, synchronously, without batching (scripts, tests)."""
     prepared = prepare(model, data, options)
     t0 = time.perf_counter()
     probs = model.probabilities(prepared.tensor[None])[0]
     timing = {**prepared.timing_ms, "inference": (time.perf_counter() - t0) * 1e3}
-    return {**top_k(model, probs, k), "timing_ms": {k_: round(v, 3) for k_, v in timing.items()}}
+    return {**top_k(model, probs, k), "timing_ms": _rounded(timing)}
+
+
+def error_item(exc: ImageRejected | ApiError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
+class Predictor:
+    """The serving path: a decode pool, the micro-batcher, and the metrics they feed."""
+
+    def __init__(self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher,
+                 metrics: Metrics) -> None:
+        self.model, self.options, self.batcher, self.metrics = model, options, batcher, metrics
+        self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def predict(self, data: bytes, k: int) -> dict[str, Any]:
+        """One image; raises ``ImageRejected`` for bad input (mapped to 4xx by the app)."""
+        start = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            with self.batcher.expect():
+                prepared = await loop.run_in_executor(self._pool, prepare, self.model, data, self.options)
+        except ImageRejected as exc:
+            self.metrics.images.labels(exc.code).inc()
+            raise
+        t0 = time.perf_counter()
+        inferred = await self.batcher.submit(prepared.tensor)  # the batcher runs model.probabilities
+        t1 = time.perf_counter()
+        timing = {**prepared.timing_ms, "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
+                  "inference": inferred.seconds * 1e3, "total": (t1 - start) * 1e3}
+        self.metrics.observe_stages({k_: timing[k_] for k_ in ("decode", "preprocess", "queue", "inference")})
+        self.metrics.images.labels("ok").inc()
+        return {**top_k(self.model, inferred.row, k), "timing_ms": _rounded(timing)}
+
+    async def predict_many(self, items: list[bytes | ApiError], k: int) -> list[dict[str, Any]]:
+        """Several images concurrently, answers in input order; a bad item answers with its error."""
+
+        async def one(item: bytes | ApiError) -> dict[str, Any]:
+            if isinstance(item, ApiError):
+                return error_item(item)
+            try:
+                return await self.predict(item, k)
+            except ImageRejected as exc:
+                return error_item(exc)
+
+        # Each item announces itself to the batcher while it decodes, so they share inferences.
+        return list(await asyncio.gather(*(one(item) for item in items)))
+

@@ -1,4 +1,8 @@
-"""All service settings, read from the environment in one typed place."""
+"""All service settings, read from the environment in one typed place.
+
+Every field is an environment variable of the same name in capitals
+(``MAX_UPLOAD_BYTES=1000000``). ``docs/service.md`` lists them all.
+"""
 
 from __future__ import annotations
 
@@ -27,20 +31,31 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, protected_namespaces=())
 
     model_path: Path = Field(Path("artifacts/demo/model.onnx"), description="ONNX file written by export")
-    host: str = "0.0.0.0"
-    port: int = 8000
-    api_key: str | None = Field(None, description="when set, requests need X-API-Key or a Bearer token")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
-    max_pixels: int = Field(40_000_000, gt=0)
+    host: str = Field("0.0.0.0", description="interface uvicorn binds (python -m service)")
+    port: int = Field(8000, description="port uvicorn listens on (python -m service)")
+    api_key: str | None = Field(None, description="when set, /predict* and /v1/model need X-API-Key or a Bearer token")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest request body, counted while it streams")
+    max_pixels: int = Field(40_000_000, gt=0, description="largest image (width x height), read from the header")
     max_batch_items: int = Field(32, gt=0, description="most images in one /predict/batch request")
     max_batch_size: int = Field(8, gt=0, description="most images in one micro-batched inference")
-    batch_wait_ms: float = Field(2.0, ge=0, description="how long a micro-batch waits for company")
-    intra_op_threads: int = Field(0, ge=0, description="onnxruntime threads; 0 = the CPU quota")
-    providers: str = Field("CPUExecutionProvider", description="comma-separated onnxruntime providers")
-    jpeg_draft: bool = Field(False, description="let the JPEG decoder downscale big photos (faster, not exact)")
-    default_top_k: int = Field(3, gt=0)
-    log_level: str = "info"
+    batch_wait_ms: float = Field(
+        2.0, ge=0, description="longest a micro-batch waits for company, only while other requests are decoding"
+    )
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = the CPU quota")
+    decode_threads: int = Field(0, ge=0, description="threads that decode and preprocess; 0 = the CPU quota")
+    providers: str = Field("CPUExecutionProvider", description="comma-separated onnxruntime execution providers")
+    jpeg_draft: bool = Field(False, description="let the JPEG decoder downscale big photos (faster, not bit-exact)")
+    cors_origins: str = Field(
+        "*", description="comma-separated origins whose pages may call the API; empty = same-origin only"
+    )
+    default_top_k: int = Field(3, gt=0, description="top_k when the query does not give one (capped at the labels)")
+    warmup_rounds: int = Field(2, ge=0, description="dummy inferences at startup before /readyz turns green")
+    log_level: str = Field("info", description="uvicorn log level")
 
     @property
     def threads(self) -> int:
         return self.intra_op_threads or _cpu_quota()
+
+    @property
+    def decoders(self) -> int:
+        return self.decode_threads or _cpu_quota()

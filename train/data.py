@@ -10,11 +10,15 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tqdm import tqdm
 
 from service.contract import Color
 from service.imaging import DecodeOptions, ImageRejected, load_image
@@ -23,6 +27,9 @@ from train.labels import english_labels
 log = logging.getLogger("train")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 SPLITS = ("train", "val", "test")
+Item = tuple[str, int, str]  # (file, label, sha256)
+MAX_PIXELS = 200_000_000  # training trusts its own files more than the service trusts uploads
+_MIN_PARALLEL = 64  # below this a process pool costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,28 @@ def list_classes(root: Path) -> list[str]:
     return folders
 
 
-def _is_readable(data: bytes) -> bool:
+def check_file(path: Path) -> tuple[bool, str]:
+    """(readable, sha256) for one file; runs in a worker process, so it takes only a path."""
+    raw = path.read_bytes()
     try:
-        load_image(data, "RGB", DecodeOptions(max_pixels=200_000_000))
-        return True
+        load_image(raw, "RGB", DecodeOptions(max_pixels=MAX_PIXELS))
+        ok = True
     except ImageRejected:
-        return False
+        ok = False
+    return ok, hashlib.sha256(raw).hexdigest()
 
 
-def scan(data: Path) -> tuple[list[str], list[tuple[str, int, str]], list[str]]:
+def _check_all(paths: list[Path], workers: int, progress: bool) -> list[tuple[bool, str]]:
+    """Decode every file once, in a process pool sized to the machine (26k files take minutes serially)."""
+    workers = (os.cpu_count() or 1) if workers < 0 else workers
+    bar = {"total": len(paths), "desc": "checking images", "unit": "img", "disable": not progress, "leave": False}
+    if workers <= 1 or len(paths) < _MIN_PARALLEL:
+        return [check_file(p) for p in tqdm(paths, **bar)]
+    with ProcessPoolExecutor(max_workers=min(workers, 32)) as pool:
+        return list(tqdm(pool.map(check_file, paths, chunksize=16), **bar))
+
+
+def scan(data: Path, workers: int = -1, progress: bool = False) -> tuple[list[str], list[Item], list[str]]:
     """Walk the class folders; return (folders, [(file, label, sha256)], skipped files).
 
     Every file is decoded once with the shared rule, so unreadable files
@@ -61,23 +81,22 @@ def scan(data: Path) -> tuple[list[str], list[tuple[str, int, str]], list[str]]:
     """
     root = image_root(data)
     folders = list_classes(root)
+    found = [(path, label) for label, folder in enumerate(folders) for path in sorted((root / folder).rglob("*"))
+             if path.is_file() and not path.name.startswith(".")]
     items, skipped = [], []
-    for label, folder in enumerate(folders):
-        for path in sorted((root / folder).rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            raw = path.read_bytes()
-            rel = path.relative_to(root).as_posix()
-            if _is_readable(raw):
-                items.append((rel, label, hashlib.sha256(raw).hexdigest()))
-            else:
-                skipped.append(rel)
+    for (path, label), (ok, digest) in zip(found, _check_all([p for p, _ in found], workers, progress), strict=True):
+        rel = path.relative_to(root).as_posix()
+        if ok:
+            items.append((rel, label, digest))
+        else:
+            skipped.append(rel)
     if skipped:
-        log.warning("skipped %d unreadable file(s), e.g. %s", len(skipped), skipped[0])
+        log.warning("skipped %d unreadable file(s) of %d (listed in report.json), e.g. %s",
+                    len(skipped), len(found), skipped[0])
     return folders, items, skipped
 
 
-def stratified_split(items: list[tuple[str, int, str]], seed: int,
+def stratified_split(items: list[Item], seed: int,
                      fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[Entry]:
     """Per class, shuffle groups of byte-identical files and cut them 80/10/10.
 
@@ -120,25 +139,51 @@ def read_manifest(path: Path) -> list[Entry]:
 
 @dataclass
 class Prepared:
+    """A data source after the split: what the datasets, the checkpoint and the report need."""
+
     root: Path
     folders: list[str]
     labels: list[str]
     entries: list[Entry]
     skipped: list[str]
     manifest_sha256: str
+    kind: str = "folder"  # "folder" or "fashion-mnist"
+    color: Color = "RGB"
+    extra: dict = field(default_factory=dict)
+
+    def split_entries(self, split: str) -> list[Entry]:
+        return [e for e in self.entries if e.split == split]
 
 
-def prepare_split(data: Path, out: Path, seed: int) -> Prepared:
-    """Scan ``data``, split it, and write ``out/split.csv`` (reused as is on resume)."""
-    manifest = out / "split.csv"
-    folders, items, skipped = scan(data)
-    if manifest.exists():
-        entries = read_manifest(manifest)
+def write_run_split(out: Path, items: list[Item], skipped: list[str], seed: int) -> str:
+    """Split ``items`` and write ``split.csv`` and ``skipped.txt`` into the run folder; return the sha256."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "skipped.txt").write_text("".join(f"{s}\n" for s in skipped))
+    return write_manifest(stratified_split(items, seed), out / "split.csv")
+
+
+def read_run_split(out: Path) -> tuple[list[Entry], list[str], str]:
+    """(entries, skipped, sha256) of a run folder's split, as written by ``write_run_split``."""
+    manifest, skipped = out / "split.csv", out / "skipped.txt"
+    names = skipped.read_text().splitlines() if skipped.exists() else []
+    return read_manifest(manifest), names, hashlib.sha256(manifest.read_bytes()).hexdigest()
+
+
+def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1,
+                  progress: bool = False) -> Prepared:
+    """Scan ``data``, split it, and write ``out/split.csv``.
+
+    With ``reuse`` (``--resume``, or a torchrun rank other than 0) an existing
+    manifest is read as is and no file is decoded again.
+    """
+    root = image_root(data)
+    if reuse and (out / "split.csv").exists():
+        folders = list_classes(root)
     else:
-        entries = stratified_split(items, seed)
-        write_manifest(entries, manifest)
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    return Prepared(image_root(data), folders, english_labels(folders), entries, skipped, digest)
+        folders, items, skipped = scan(data, workers, progress)
+        write_run_split(out, items, skipped, seed)
+    entries, skipped, digest = read_run_split(out)
+    return Prepared(root, folders, english_labels(folders), entries, skipped, digest)
 
 
 class ImageFileDataset:
@@ -152,5 +197,5 @@ class ImageFileDataset:
 
     def __getitem__(self, i: int):
         e = self.entries[i]
-        img = load_image((self.root / e.file).read_bytes(), self.color, DecodeOptions(max_pixels=200_000_000))
+        img = load_image((self.root / e.file).read_bytes(), self.color, DecodeOptions(max_pixels=MAX_PIXELS))
         return self.transform(img), e.label

@@ -60,6 +60,7 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
                 new.weight.copy_(module.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
                 if module.bias is not None:
                     new.bias.copy_(module.bias)
+            new.requires_grad_(module.weight.requires_grad)  # frozen features stay frozen
             parent_name, _, attr = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, attr, new)
@@ -67,9 +68,19 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
     raise ValueError("no 3-channel input convolution found to adapt")
 
 
+def torchvision_archs() -> list[str]:
+    """Names ``--arch`` accepts besides ``tinycnn``: torchvision's image classification models."""
+    from torchvision import models
+
+    return models.list_models(module=models)
+
+
 def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
     from torchvision import models
 
+    if arch not in torchvision_archs():
+        raise ValueError(f"--arch {arch}: not a torchvision classification model "
+                         f"(try vgg16, resnet50, efficientnet_b0, convnext_tiny, mobilenet_v3_small, or tinycnn)")
     if weights == "imagenet":
         # Downloads to the torch hub cache (TORCH_HOME) on first use, as torchvision does.
         return models.get_model(arch, weights=models.get_model_weights(arch).DEFAULT)

@@ -23,10 +23,11 @@ def eval_transform(spec: PreprocessSpec) -> T.Compose:
     ])
 
 
-def train_transform(spec: PreprocessSpec, rotation: float = 25.0, hflip: bool = True) -> T.Compose:
+def train_transform(spec: PreprocessSpec, rotation: float = 25.0, hflip: bool = True,
+                    crop_scale: float = 0.08) -> T.Compose:
     """The reference recipe: RandomRotation(25), RandomResizedCrop, RandomHorizontalFlip."""
     steps = [T.RandomRotation(rotation)] if rotation else []
-    steps.append(T.RandomResizedCrop(spec.crop))
+    steps.append(T.RandomResizedCrop(spec.crop, scale=(crop_scale, 1.0)))
     if hflip:
         steps.append(T.RandomHorizontalFlip())
     steps += [T.ToTensor(), T.Normalize(spec.mean, spec.std)]

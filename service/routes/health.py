@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.errors import error_response
+from service.schemas import ErrorBody
 
 router = APIRouter(tags=["health"])
 
@@ -15,7 +16,7 @@ def live() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get("/readyz", response_model=None, responses={503: {"model": ErrorBody, "description": "still loading"}})
 def ready(request: Request) -> dict | object:
     """Readiness: the model is loaded and warmed up."""
     if not getattr(request.app.state, "ready", False):

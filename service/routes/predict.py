@@ -1,35 +1,33 @@
-"""POST /predict: one image in whatever form the client sends it."""
+"""POST /predict and /predict/batch: images in whatever form the client sends them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
-from starlette.concurrency import run_in_threadpool
+from typing import Any
 
-from service.deps import ModelDep, SettingsDep
-from service.errors import ApiError
-from service.imaging import DecodeOptions
-from service.predictor import predict_one
+from fastapi import APIRouter, Request
 
-router = APIRouter(tags=["predict"])
+from service.deps import Authorized, PredictorDep, SettingsDep, TopKDep
+from service.schemas import ERROR_RESPONSES, ErrorBody, Prediction, batch_request_body, predict_request_body
+from service.upload import read_many_images, read_one_image
 
-
-async def read_image_bytes(request: Request) -> bytes:
-    """The image from a multipart file field or a raw body."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        files = [v for v in form.values() if hasattr(v, "read")]
-        if len(files) != 1:
-            raise ApiError(400, "missing_file", "send exactly one file, e.g. -F 'file=@photo.jpg'")
-        return await files[0].read()
-    return await request.body()
+router = APIRouter(tags=["predict"], dependencies=[Authorized], responses=ERROR_RESPONSES)
 
 
-@router.post("/predict")
-async def predict(request: Request, model: ModelDep, settings: SettingsDep, top_k: int = Query(3, ge=1)) -> dict:
-    """Classify one image: multipart field `file`, or the raw bytes as the body."""
-    if top_k > len(model.contract.labels):
-        raise ApiError(422, "invalid_parameters", f"top_k must be at most {len(model.contract.labels)}")
-    data = await read_image_bytes(request)
-    options = DecodeOptions(max_pixels=settings.max_pixels)
-    return await run_in_threadpool(predict_one, model, data, top_k, options)
+@router.post("/predict", response_model=Prediction, openapi_extra=predict_request_body())
+async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep) -> Any:
+    """Classify one image: multipart (field `file` or any one file field), raw bytes, or JSON base64.
+
+    The format is read from the bytes, never from the file name or declared type.
+    """
+    data = await read_one_image(request, settings.max_upload_bytes)
+    return await predictor.predict(data, top_k)
+
+
+@router.post("/predict/batch", response_model=list[Prediction | ErrorBody], openapi_extra=batch_request_body())
+async def predict_batch(request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep) -> Any:
+    """Classify several images (multipart files or JSON `images`); answers in input order.
+
+    A bad item answers with its own `{"error": ...}` instead of failing the batch.
+    """
+    items = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
+    return await predictor.predict_many(items, top_k)

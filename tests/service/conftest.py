@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.modelgen import write_gray_model, write_rgb_model
+from tests.service.modelgen import write_gray_model, write_rgb_model, write_spatial_model
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +31,17 @@ def gray_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_gray_model(tmp_path_factory.mktemp("gray") / "model.onnx")
 
 
+@pytest.fixture(scope="session")
+def spatial_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_spatial_model(tmp_path_factory.mktemp("spatial") / "model.onnx")
+
+
+def make_settings(model_path: Path, **overrides: object) -> Settings:
+    return Settings(model_path=model_path, intra_op_threads=1, decode_threads=2, **overrides)
+
+
 def make_client(model_path: Path, **overrides: object) -> TestClient:
-    settings = Settings(model_path=model_path, intra_op_threads=1, **overrides)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(make_settings(model_path, **overrides)))
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +54,34 @@ def client(rgb_model_path: Path) -> Iterator[TestClient]:
 def gray_client(gray_model_path: Path) -> Iterator[TestClient]:
     with make_client(gray_model_path) as c:
         yield c
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on a loopback port, in a thread; yields the base URL once ready."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("the service did not become ready in 30 s")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 def encode(img: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:

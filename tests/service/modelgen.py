@@ -73,3 +73,42 @@ def write_gray_model(path: Path, size: int = 28) -> Path:
     contract = gray_contract(size)
     onnx.save_model(channel_mean_model(contract, np.array([[-4.0, 4.0]]), np.zeros(2)), str(path))
     return path
+
+
+def spatial_contract(size: int = 32) -> ModelContract:
+    return ModelContract(
+        labels=tuple(f"class{i}" for i in range(6)),
+        input=InputSpec("input", "RGB", size, size),
+        preprocess=PreprocessSpec(resize_shorter=round(size * 256 / 224), crop=(size, size),
+                                  mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        output=OutputSpec("logits"),
+        model={"name": "tiny-spatial", "arch": "grid-pool", "version": "1", "created": "2026-01-01T00:00:00+00:00"},
+    )
+
+
+def write_spatial_model(path: Path, size: int = 32, grid: int = 4, seed: int = 0) -> Path:
+    """A model that sees where colours are (a grid x grid pooled map), so rotations change its answer.
+
+    input (N, 3, H, W) -> AveragePool(H/grid) -> Flatten (3*grid*grid) -> Gemm -> logits (N, 6).
+    """
+    contract = spatial_contract(size)
+    k, cell = len(contract.labels), size // grid
+    rng = np.random.default_rng(seed)
+    nodes = [
+        helper.make_node("AveragePool", ["input"], ["pooled"], kernel_shape=[cell, cell], strides=[cell, cell]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_spatial",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k])],
+        initializer=[numpy_helper.from_array(rng.normal(0, 1, (3 * grid * grid, k)).astype(np.float32), "W"),
+                     numpy_helper.from_array(np.zeros(k, np.float32), "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    model.metadata_props.add(key=METADATA_KEY, value=contract.to_json())
+    onnx.checker.check_model(model)
+    onnx.save_model(model, str(path))
+    return path

@@ -1,0 +1,257 @@
+"""Serving benchmark: raw onnxruntime ceiling vs the real service end to end, on one model, in one run.
+
+    python -m bench.serve_bench --model artifacts/NAME/model.onnx [--requests 96] [--draft]
+
+1. Raw: onnxruntime on ready tensors (no decode, no HTTP), threads set as the
+   service sets them; batch 1 latency and throughput at batch 1 and at the
+   service's max micro-batch.
+2. Service: ``python -m service`` in a subprocess on a loopback port; a real
+   JPEG posted as multipart at concurrency 1, 8 and 32 (bounded request
+   counts); throughput and p50/p95/p99 latency, and the ratios to raw.
+3. ``--draft``: Pillow's JPEG draft decode vs the exact decode on large
+   generated JPEGs: top-1 agreement and decode+preprocess speedup.
+
+The load generator shares the machine with the service, so on a small machine
+the service numbers are a lower bound. Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "artifacts" / "demo" / "model.onnx"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.serve_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="ONNX file written by export")
+    p.add_argument("--requests", type=int, default=96, help="requests per concurrency level (at least 4 x c)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--raw-seconds", type=float, default=3.0, help="time spent measuring each raw setting")
+    p.add_argument("--image", type=Path, help="JPEG to post (default: a generated 640x480 photo-like JPEG)")
+    p.add_argument("--max-batch-size", type=int, default=8, help="MAX_BATCH_SIZE for the service")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0, help="BATCH_WAIT_MS for the service")
+    p.add_argument("--draft", action="store_true", help="also measure JPEG draft decoding")
+    p.add_argument("--draft-images", type=int, default=24)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    return p.parse_args(argv)
+
+
+def machine() -> str:
+    from service.settings import _cpu_quota
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {_cpu_quota()} CPUs usable, Python {platform.python_version()}"
+
+
+def photo_jpeg(size: tuple[int, int] = (640, 480), seed: int = 0, quality: int = 90) -> bytes:
+    """A photo-like JPEG (smooth colour fields plus texture), so decode costs what a real one does."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    coarse = rng.integers(0, 256, (max(2, h // 64), max(2, w // 64), 3), dtype=np.uint8)
+    img = Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+    noise = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).filter(ImageFilter.GaussianBlur(1.5))
+    img = Image.blend(img, noise, 0.25)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- raw onnxruntime
+
+
+def raw_ceiling(model_path: Path, threads: int, batch_sizes: list[int], seconds: float) -> dict[str, Any]:
+    from service.model import load_model
+
+    model = load_model(model_path, threads)
+    model.warm_up(2)
+    c, h, w = model.input_shape
+    out: dict[str, Any] = {"threads": threads, "load_seconds": round(model.load_seconds, 3)}
+    for n in batch_sizes:
+        x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)
+        model.logits(x)
+        times: list[float] = []
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds or len(times) < 3:
+            t0 = time.perf_counter()
+            model.logits(x)
+            times.append(time.perf_counter() - t0)
+        out[f"batch{n}"] = {"img_per_s": n * len(times) / sum(times), "median_ms": statistics.median(times) * 1e3}
+    return out
+
+
+# ---------------------------------------------------------------- the service
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]:
+    env = {**os.environ, "MODEL_PATH": str(model), "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning",
+           "MAX_BATCH_SIZE": str(args.max_batch_size), "BATCH_WAIT_MS": str(args.batch_wait_ms)}
+    import httpx
+
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    while time.perf_counter() - start < 120:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc, time.perf_counter() - start
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the service was not ready in 120 s")
+
+
+async def load(url: str, photo: bytes, concurrency: int, requests: int) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    todo = iter(range(requests))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for _ in todo:
+            t0 = time.perf_counter()
+            r = await client.post("/predict", files={"file": ("photo.jpg", photo, "image/jpeg")})
+            latencies.append(time.perf_counter() - t0)
+            errors += r.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        for _ in range(min(concurrency, 4)):  # warm connections and code paths
+            await client.post("/predict", files={"file": ("photo.jpg", photo, "image/jpeg")})
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - start
+    q = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
+    return {"concurrency": concurrency, "requests": requests, "errors": errors, "img_per_s": requests / wall,
+            "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]}
+
+
+def batch_histogram(url: str) -> str:
+    import httpx
+
+    text = httpx.get(f"{url}/metrics").text
+    total = [ln for ln in text.splitlines() if ln.startswith("inference_batch_size_")]
+    count = next((float(ln.split()[-1]) for ln in total if ln.startswith("inference_batch_size_count")), 0.0)
+    images = next((float(ln.split()[-1]) for ln in total if ln.startswith("inference_batch_size_sum")), 0.0)
+    return f"{images:.0f} images in {count:.0f} onnxruntime calls (mean batch {images / max(count, 1):.2f})"
+
+
+# ---------------------------------------------------------------- JPEG draft decoding
+
+
+def draft_agreement(model_path: Path, threads: int, n: int) -> dict[str, Any]:
+    from service.imaging import DecodeOptions, load_image, preprocess
+    from service.model import load_model
+
+    model = load_model(model_path, threads)
+    spec, color = model.contract.preprocess, model.contract.input.color
+    exact_opts, draft_opts = DecodeOptions(), DecodeOptions(draft_shorter=spec.resize_shorter)
+    agree, t_exact, t_draft, diffs = 0, 0.0, 0.0, []
+    sizes = [(4000, 3000), (3000, 4000), (2048, 1536), (1600, 1200)]
+    for i in range(n):
+        data = photo_jpeg(sizes[i % len(sizes)], seed=100 + i, quality=92)
+        t0 = time.perf_counter()
+        a = preprocess(load_image(data, color, exact_opts), spec)
+        t1 = time.perf_counter()
+        b = preprocess(load_image(data, color, draft_opts), spec)
+        t2 = time.perf_counter()
+        t_exact, t_draft = t_exact + (t1 - t0), t_draft + (t2 - t1)
+        pa, pb = model.probabilities(np.stack([a, b]))
+        agree += int(pa.argmax() == pb.argmax())
+        diffs.append(float(np.abs(pa - pb).max()))
+    return {"images": n, "top1_agreement": agree / n, "max_prob_diff": max(diffs),
+            "exact_ms": t_exact / n * 1e3, "draft_ms": t_draft / n * 1e3, "speedup": t_exact / max(t_draft, 1e-9)}
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(raw: dict[str, Any], service: list[dict[str, Any]], ready_s: float, max_batch: int) -> None:
+    b1, bm = raw["batch1"], raw.get(f"batch{max_batch}", raw["batch1"])
+    ceiling = max(b1["img_per_s"], bm["img_per_s"])
+    print(f"\nraw onnxruntime ({raw['threads']} threads): batch 1 {b1['img_per_s']:.1f} img/s "
+          f"(median {b1['median_ms']:.2f} ms), batch {max_batch} {bm['img_per_s']:.1f} img/s; ceiling {ceiling:.1f}")
+    print(f"service ready in {ready_s:.2f} s (process start -> /readyz 200)\n")
+    print("| concurrency | requests | errors | img/s | % of raw | p50 ms | p95 ms | p99 ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in service:
+        print(f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['img_per_s']:.1f} | "
+              f"{100 * r['img_per_s'] / ceiling:.0f}% | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} |")
+    sat = max(service, key=lambda r: r["concurrency"])
+    one = min(service, key=lambda r: r["concurrency"])
+    print(f"\nsaturation (c={sat['concurrency']}): {100 * sat['img_per_s'] / ceiling:.0f}% of raw (target >= 85%)")
+    print(f"c={one['concurrency']} p50 {one['p50_ms']:.1f} ms vs raw batch-1 inference {b1['median_ms']:.1f} ms: "
+          f"overhead {one['p50_ms'] - b1['median_ms']:.1f} ms (target <= 10 ms)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.model.is_file():
+        print(f"serve_bench: skipped, no model at {args.model} (run `make demo` or pass --model PATH)")
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from service.settings import _cpu_quota
+
+    threads = _cpu_quota()
+    print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB); machine: {machine()}")
+    raw = raw_ceiling(args.model, threads, sorted({1, args.max_batch_size}), args.raw_seconds)
+    photo = args.image.read_bytes() if args.image else photo_jpeg()
+    port = free_port()
+    proc, ready_s = start_service(args.model, port, args)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        service = [asyncio.run(load(url, photo, c, max(args.requests, 4 * c))) for c in args.concurrency]
+        batches = batch_histogram(url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    report(raw, service, ready_s, args.max_batch_size)
+    print(f"micro-batching: {batches}")
+    results: dict[str, Any] = {"machine": machine(), "model": str(args.model), "raw": raw, "service": service,
+                               "ready_seconds": ready_s}
+    if args.draft:
+        d = draft_agreement(args.model, threads, args.draft_images)
+        results["draft"] = d
+        print(f"\nJPEG draft decode on {d['images']} large JPEGs (1600x1200 .. 4000x3000): top-1 agreement "
+              f"{100 * d['top1_agreement']:.1f}%, max |prob diff| {d['max_prob_diff']:.4f}, decode+preprocess "
+              f"{d['exact_ms']:.1f} -> {d['draft_ms']:.1f} ms ({d['speedup']:.1f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

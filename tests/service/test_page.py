@@ -1,0 +1,74 @@
+"""GET /: a self-contained page, driven in a real headless Chromium: pick a file, see the bars."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.service.cdp import CHROMIUM, Browser, Page
+from tests.service.conftest import make_settings, serve
+
+
+def test_page_is_self_contained(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert 'type="file"' in html and "/predict" in html and "paste" in html and "drop" in html
+    # no external assets: every src/href is relative, and nothing is fetched from another origin
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html)
+    assert "@import" not in html and "<link" not in html
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: apt-get install -y chromium (needed for the browser test)")
+    b = Browser()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.mark.browser
+def test_pick_a_photo_and_see_the_bars(browser: Browser, rgb_model_path: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    pixels = np.clip(rng.normal((200, 40, 40), 25, (300, 400, 3)), 0, 255).astype(np.uint8)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(pixels).save(photo, quality=90)
+    with serve(make_settings(rgb_model_path)) as url:
+        page = Page(browser, url + "/")
+        page.wait_for("document.readyState === 'complete' && document.getElementById('model').textContent"
+                      ".includes('tiny-rgb')")
+        assert page.evaluate("document.getElementById('result').hidden") is True
+        page.set_files("#file", [photo])
+        label = page.wait_for("!document.getElementById('result').hidden && "
+                              "document.getElementById('label').textContent")
+        bars = page.evaluate("[...document.querySelectorAll('#bars .bar')].map(b => [b.querySelector('.name')"
+                             ".textContent, parseFloat(b.querySelector('.fill').style.width)])")
+        preview_loaded = page.wait_for("document.getElementById('preview').naturalWidth === 400")
+        shot = page.screenshot(Path(os.environ.get("PAGE_SCREENSHOT", tmp_path / "page.png")))
+    assert label.startswith("red (")
+    assert [name for name, _ in bars][0] == "red" and len(bars) == 3
+    assert bars[0][1] > 50 and bars[0][1] >= bars[1][1] >= bars[2][1]  # widths are the percentages
+    assert preview_loaded and shot.stat().st_size > 5_000
+
+
+@pytest.mark.browser
+def test_page_shows_a_clear_error_for_a_non_image(browser: Browser, rgb_model_path: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_text("this is not a picture")
+    with serve(make_settings(rgb_model_path)) as url:
+        page = Page(browser, url + "/")
+        page.wait_for("document.getElementById('model').textContent.includes('tiny-rgb')")
+        page.set_files("#file", [bogus])
+        status = page.wait_for("document.getElementById('status').className === 'error' && "
+                               "document.getElementById('status').textContent")
+    assert "not an image format" in status
