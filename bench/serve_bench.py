@@ -132,7 +132,18 @@ def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[sub
     raise RuntimeError("the service was not ready in 120 s")
 
 
-async def load(url: str, photo: bytes, concurrency: int, requests: int) -> dict[str, Any]:
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), to split the box's CPU between service and load generator."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def load(url: str, photo: bytes, concurrency: int, requests: int, server_pid: int) -> dict[str, Any]:
     import httpx
 
     latencies: list[float] = []
@@ -151,12 +162,14 @@ async def load(url: str, photo: bytes, concurrency: int, requests: int) -> dict[
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         for _ in range(min(concurrency, 4)):  # warm connections and code paths
             await client.post("/predict", files={"file": ("photo.jpg", photo, "image/jpeg")})
-        start = time.perf_counter()
+        start, server0, client0 = time.perf_counter(), process_cpu_seconds(server_pid), own_cpu_seconds()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
+        server_cpu, client_cpu = process_cpu_seconds(server_pid) - server0, own_cpu_seconds() - client0
     q = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
     return {"concurrency": concurrency, "requests": requests, "errors": errors, "img_per_s": requests / wall,
-            "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]}
+            "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2],
+            "server_cpu_ms_per_img": server_cpu / requests * 1e3, "client_cpu_ms_per_img": client_cpu / requests * 1e3}
 
 
 def batch_histogram(url: str) -> str:
@@ -205,11 +218,15 @@ def report(raw: dict[str, Any], service: list[dict[str, Any]], ready_s: float, m
     print(f"\nraw onnxruntime ({raw['threads']} threads): batch 1 {b1['img_per_s']:.1f} img/s "
           f"(median {b1['median_ms']:.2f} ms), batch {max_batch} {bm['img_per_s']:.1f} img/s; ceiling {ceiling:.1f}")
     print(f"service ready in {ready_s:.2f} s (process start -> /readyz 200)\n")
-    print("| concurrency | requests | errors | img/s | % of raw | p50 ms | p95 ms | p99 ms |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| concurrency | requests | errors | img/s | % of raw | p50 ms | p95 ms | p99 ms "
+          "| service CPU ms/img | load-generator CPU ms/img |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in service:
         print(f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['img_per_s']:.1f} | "
-              f"{100 * r['img_per_s'] / ceiling:.0f}% | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} |")
+              f"{100 * r['img_per_s'] / ceiling:.0f}% | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+              f"{r['server_cpu_ms_per_img']:.1f} | {r['client_cpu_ms_per_img']:.1f} |")
+    per_img = raw["threads"] * 1e3 / ceiling
+    print(f"(raw inference at the ceiling costs {per_img:.1f} CPU-ms per image on {raw['threads']} threads)")
     sat = max(service, key=lambda r: r["concurrency"])
     one = min(service, key=lambda r: r["concurrency"])
     print(f"\nsaturation (c={sat['concurrency']}): {100 * sat['img_per_s'] / ceiling:.0f}% of raw (target >= 85%)")
@@ -233,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     proc, ready_s = start_service(args.model, port, args)
     url = f"http://127.0.0.1:{port}"
     try:
-        service = [asyncio.run(load(url, photo, c, max(args.requests, 4 * c))) for c in args.concurrency]
+        service = [asyncio.run(load(url, photo, c, max(args.requests, 4 * c), proc.pid)) for c in args.concurrency]
         batches = batch_histogram(url)
     finally:
         proc.terminate()

@@ -127,7 +127,9 @@ def _load(img: Image.Image, options: DecodeOptions) -> Image.Image:
         if options.draft_shorter and img.format == "JPEG":
             img.draft(img.mode, _draft_target(img.size, options.draft_shorter))
         img.load()
-        return ImageOps.exif_transpose(img)
+        # in_place: no copy of the whole decoded image when it is already upright (the usual case)
+        ImageOps.exif_transpose(img, in_place=True)
+        return img
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image has too many pixels: {exc}") from exc
     except _DECODER_ERRORS as exc:
