@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = s = settings or Settings()
         app.state.ready = False
-        model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","))
+        model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
         await run_in_threadpool(model.warm_up, s.warmup_rounds)
         app.state.model = model
         app.state.predictor = predictor = build_predictor(model, s, metrics_)

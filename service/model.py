@@ -62,7 +62,7 @@ class LoadedModel:
         self.warmup_seconds = time.perf_counter() - start
 
 
-def load_model(path: Path, threads: int, providers: list[str] | None = None) -> LoadedModel:
+def load_model(path: Path, threads: int, providers: list[str] | None = None, spinning: bool = False) -> LoadedModel:
     """Open the ONNX file with explicit thread counts (no oversubscription) and read its contract."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"MODEL_PATH={path} does not exist; run `make demo` or `python -m export` first")
@@ -70,6 +70,8 @@ def load_model(path: Path, threads: int, providers: list[str] | None = None) -> 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # Spinning workers wait hot between runs; on a 2-core box that CPU is what decoding needs.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     available = set(ort.get_available_providers())

@@ -42,7 +42,12 @@ class Settings(BaseSettings):
         2.0, ge=0, description="longest a micro-batch waits for company, only while other requests are decoding"
     )
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = the CPU quota")
-    decode_threads: int = Field(0, ge=0, description="threads that decode and preprocess; 0 = the CPU quota")
+    decode_threads: int = Field(
+        0, ge=0, description="threads that decode and preprocess; 0 = half the CPU quota (at least 1)"
+    )
+    ort_spinning: bool = Field(
+        False, description="let idle onnxruntime threads spin (burns CPU the decoder needs on small machines)"
+    )
     providers: str = Field("CPUExecutionProvider", description="comma-separated onnxruntime execution providers")
     jpeg_draft: bool = Field(False, description="let the JPEG decoder downscale big photos (faster, not bit-exact)")
     cors_origins: str = Field(
@@ -58,4 +63,6 @@ class Settings(BaseSettings):
 
     @property
     def decoders(self) -> int:
-        return self.decode_threads or _cpu_quota()
+        # Inference already keeps every core busy; decoding costs a few ms per image,
+        # so half the quota is plenty and more threads only fight onnxruntime's.
+        return self.decode_threads or max(1, _cpu_quota() // 2)
