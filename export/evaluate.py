@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.model import session_options
+
 
 def session(path: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
     """A CPU session with explicit threads (default: every core), as the service opens one."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts = session_options(threads or os.cpu_count() or 1)
     model = path if isinstance(path, bytes) else str(path)
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 

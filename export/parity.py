@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import onnxruntime as ort
 import torch
+
+from export.evaluate import session
 
 
 @dataclass
@@ -40,13 +41,13 @@ def compare(model: torch.nn.Module, onnx_bytes: bytes, inputs: np.ndarray, input
     Batch 1 and a larger batch are both run because a wrongly fixed batch axis
     or batch-dependent op (BatchNorm left in training mode) shows only in one.
     """
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    sess = session(onnx_bytes)
     worst, agree, total = 0.0, 0, 0
     for bs in batch_sizes:
         for i in range(0, len(inputs), bs):
             chunk = np.ascontiguousarray(inputs[i : i + bs], dtype=np.float32)
             ref = torch_logits(model, chunk)
-            (got,) = session.run(None, {input_name: chunk})
+            (got,) = sess.run(None, {input_name: chunk})
             worst = max(worst, _worst(ref, got))
             if ref.shape == got.shape:
                 agree += int((ref.argmax(1) == got.argmax(1)).sum())

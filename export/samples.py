@@ -7,7 +7,6 @@ consumer falls back to generated images and the report says which it used.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from train.data import read_manifest
+from train.data import manifest_sha256, read_manifest
 
 log = logging.getLogger("export")
 
@@ -59,7 +58,7 @@ def find_run_data(ckpt: dict[str, Any], checkpoint: Path, data_root: Path | None
         return RunData(None, [], f"no {manifest}")
     if not root.is_dir() or str(root) in ("", "."):
         return RunData(None, [], f"data root {root} not found (use --data-root)")
-    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    digest = manifest_sha256(manifest)
     if ckpt.get("split_sha256") and digest != ckpt["split_sha256"]:
         log.warning("%s does not match the checkpoint's split_sha256; not using the run's files", manifest)
         return RunData(None, [], f"{manifest} sha256 differs from the checkpoint's split_sha256")

@@ -33,12 +33,13 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; ``settings`` default to the environment, read at startup."""
+    """Build the app; ``settings`` default to the environment, read once, here."""
+    settings = settings or Settings()
     metrics_ = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = s = settings or Settings()
+        s = settings
         app.state.ready = False
         model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
         await run_in_threadpool(model.warm_up, s.warmup_rounds)
@@ -62,10 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ready = False
-    app.state.settings = settings or Settings()
+    app.state.settings = settings
     app.state.metrics = metrics_
     install_error_handlers(app)
-    origins = [o.strip() for o in app.state.settings.cors_origins.split(",") if o.strip()]
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key", "Authorization"], max_age=600)

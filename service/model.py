@@ -62,11 +62,8 @@ class LoadedModel:
         self.warmup_seconds = time.perf_counter() - start
 
 
-def load_model(path: Path, threads: int, providers: list[str] | None = None, spinning: bool = False) -> LoadedModel:
-    """Open the ONNX file with explicit thread counts (no oversubscription) and read its contract."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"MODEL_PATH={path} does not exist; run `make demo` or `python -m export` first")
-    start = time.perf_counter()
+def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
+    """Explicit thread counts (no oversubscription); export and the benchmarks open sessions the same way."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -74,6 +71,15 @@ def load_model(path: Path, threads: int, providers: list[str] | None = None, spi
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
+def load_model(path: Path, threads: int, providers: list[str] | None = None, spinning: bool = False) -> LoadedModel:
+    """Open the ONNX file with explicit thread counts (no oversubscription) and read its contract."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"MODEL_PATH={path} does not exist; run `make demo` or `python -m export` first")
+    start = time.perf_counter()
+    opts = session_options(threads, spinning)
     available = set(ort.get_available_providers())
     chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)

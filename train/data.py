@@ -162,11 +162,16 @@ def write_run_split(out: Path, items: list[Item], skipped: list[str], seed: int)
     return write_manifest(stratified_split(items, seed), out / "split.csv")
 
 
+def manifest_sha256(path: Path) -> str:
+    """The split's identity, as recorded in checkpoints and model metadata."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def read_run_split(out: Path) -> tuple[list[Entry], list[str], str]:
     """(entries, skipped, sha256) of a run folder's split, as written by ``write_run_split``."""
     manifest, skipped = out / "split.csv", out / "skipped.txt"
     names = skipped.read_text().splitlines() if skipped.exists() else []
-    return read_manifest(manifest), names, hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return read_manifest(manifest), names, manifest_sha256(manifest)
 
 
 def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1,

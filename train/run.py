@@ -87,10 +87,18 @@ def build_trainee(cfg: TrainConfig, data: Prepared, prec: Precision, info: Dist)
     return Trainee(model, wrapped, optimizer, scheduler, scaler)
 
 
+def plain_args(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as plain values (paths as strings), loadable with ``weights_only=True``."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+
+
+def amp_name(prec: Precision) -> str:
+    return str(prec.amp_dtype).removeprefix("torch.") if prec.amp_dtype else "off"
+
+
 def checkpoint_dict(cfg: TrainConfig, t: Trainee, data: Prepared, spec: PreprocessSpec, epoch: int,
                     history: list[dict], best: dict[str, float]) -> dict[str, Any]:
     """Plain tensors and containers only, so ``torch.load(weights_only=True)`` reads it."""
-    args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
     return {
         "format": FORMAT, "arch": cfg.arch, "labels": data.labels, "folders": data.folders,
         "input": {"color": data.color, "height": cfg.img_size, "width": cfg.img_size},
@@ -101,7 +109,8 @@ def checkpoint_dict(cfg: TrainConfig, t: Trainee, data: Prepared, spec: Preproce
         "scaler": t.scaler.state_dict() if t.scaler is not None else None,
         "epoch": epoch, "history": history, "best_val_accuracy": best["accuracy"], "best_val_loss": best["loss"],
         "best_epoch": best["epoch"], "val_accuracy": history[-1]["val_accuracy"] if history else None,
-        "split_sha256": data.manifest_sha256, "data_root": str(data.root), "data_kind": data.kind, "args": args,
+        "split_sha256": data.manifest_sha256, "data_root": str(data.root), "data_kind": data.kind,
+        "args": plain_args(cfg),
     }
 
 
@@ -195,7 +204,7 @@ def describe(cfg: TrainConfig, data: Prepared, model: nn.Module, prec: Precision
     counts = {s: len(data.split_entries(s)) for s in SPLITS}
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    amp = str(prec.amp_dtype).removeprefix("torch.") if prec.amp_dtype else "off"
+    amp = amp_name(prec)
     return (f"data {data.kind} {data.root}: {counts['train']} train / {counts['val']} val / {counts['test']} test, "
             f"{len(data.labels)} classes, {len(data.skipped)} unreadable skipped; model {cfg.arch} "
             f"{total / 1e6:.2f}M params ({trainable / 1e6:.2f}M trainable) on {prec.device}, amp {amp}, "
@@ -239,9 +248,9 @@ def build_report(cfg: TrainConfig, data: Prepared, best: dict, history: list[dic
         "train_images_per_s": float(np.mean([h["train_images_per_s"] for h in history])),
         "eval_images_per_s": eval_ips,
         "device": str(prec.device), "device_name": _device_name(prec.device), "world_size": info.world_size,
-        "amp": str(prec.amp_dtype).removeprefix("torch.") if prec.amp_dtype else "off",
+        "amp": amp_name(prec),
         "channels_last": prec.channels_last,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "args": plain_args(cfg),
     }
 
 
