@@ -24,15 +24,25 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from export.evaluate import agreement, run_batches, session, throughput
+from core.contract import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    InputSpec,
+    ModelContract,
+    OutputSpec,
+    PreprocessSpec,
+)
+from core.imaging import image_tensor
+from core.runtime import open_session
+from export.evaluate import agreement, run_batches, throughput
 from export.onnx_export import export_onnx, save_single_file
 from export.quantize import SETTINGS, quantize_int8
 from export.samples import generated_samples
-from service.contract import PreprocessSpec
-from service.imaging import load_image, preprocess
 from train.models import build_model
 
-SPEC = PreprocessSpec(resize_shorter=256, crop=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+SPEC = PreprocessSpec(resize_shorter=256, crop=(224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 def machine() -> dict[str, Any]:
@@ -45,7 +55,7 @@ def machine() -> dict[str, Any]:
 
 
 def images(n: int, seed: int) -> np.ndarray:
-    return np.stack([preprocess(load_image(s.data, "RGB"), SPEC) for s in generated_samples(n, seed)])
+    return np.stack([image_tensor(s.data, "RGB", SPEC) for s in generated_samples(n, seed)])
 
 
 def build_models(workdir: Path, calibration: int, seed: int) -> tuple[Path, Path, dict[str, float]]:
@@ -56,13 +66,13 @@ def build_models(workdir: Path, calibration: int, seed: int) -> tuple[Path, Path
     t0 = time.perf_counter()
     save_single_file(export_onnx(model, (3, 224, 224)), fp32)
     t1 = time.perf_counter()
-    quantize_int8(fp32, int8, images(calibration, seed + 1), "input")
+    quantize_int8(fp32, int8, images(calibration, seed + 1), INPUT_NAME)
     return fp32, int8, {"export_s": t1 - t0, "quantize_s": time.perf_counter() - t1}
 
 
 def measure(fp32: Path, int8: Path, n_eval: int, min_seconds: float, seed: int) -> dict[str, Any]:
     x = images(n_eval, seed + 2)  # not the calibration images
-    s32, s8 = session(fp32), session(int8)
+    s32, s8 = open_session(fp32), open_session(int8)
     l32, l8 = run_batches(s32, x).logits, run_batches(s8, x).logits
     result: dict[str, Any] = {"top1_agreement": agreement(l32, l8), "eval_images": n_eval,
                               "distinct_fp32_top1": int(len(set(l32.argmax(1).tolist()))),
@@ -109,17 +119,17 @@ def keep_servable(fp32: Path, int8: Path, dest: Path) -> None:
     """Copy both models into ``dest`` with an ``image_classifier`` contract so the service can load them."""
     import onnx
 
-    from export.metadata import contract_from_checkpoint, write_metadata
+    from export.metadata import write_metadata
     from train.labels import ANIMALS10
 
-    ckpt = {"labels": list(ANIMALS10.values()), "arch": "vgg16",
-            "input": {"color": "RGB", "height": 224, "width": 224},
-            "preprocess": {"resize_shorter": SPEC.resize_shorter, "crop": list(SPEC.crop),
-                           "mean": list(SPEC.mean), "std": list(SPEC.std)}}
     dest.mkdir(parents=True, exist_ok=True)
-    for src, name in ((fp32, "model.onnx"), (int8, "model.int8.onnx")):
+    for src, name, precision in ((fp32, "model.onnx", "fp32"), (int8, "model.int8.onnx", "int8")):
         proto = onnx.load(str(src))
-        write_metadata(proto, contract_from_checkpoint(ckpt, f"vgg16-random-{name.split('.')[1]}", "bench"))
+        contract = ModelContract(labels=tuple(ANIMALS10.values()), input=InputSpec(INPUT_NAME, "RGB", 224, 224),
+                                 preprocess=SPEC, output=OutputSpec(OUTPUT_NAME),
+                                 model={"name": f"vgg16-random-{precision}", "arch": "vgg16", "version": "bench",
+                                        "precision": precision})
+        write_metadata(proto, contract)
         save_single_file(proto, dest / name)
 
 

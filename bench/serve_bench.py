@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def machine() -> str:
-    from service.settings import _cpu_quota
+    from core.runtime import cpu_quota
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -64,7 +64,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {_cpu_quota()} CPUs usable, Python {platform.python_version()}"
+    return f"{cpu}, {cpu_quota()} CPUs usable, Python {platform.python_version()}"
 
 
 def photo_jpeg(size: tuple[int, int] = (640, 480), seed: int = 0, quality: int = 90) -> bytes:
@@ -84,7 +84,7 @@ def photo_jpeg(size: tuple[int, int] = (640, 480), seed: int = 0, quality: int =
 
 
 def raw_ceiling(model_path: Path, threads: int, batch_sizes: list[int], seconds: float) -> dict[str, Any]:
-    from service.model import load_model
+    from core.model import load_model
 
     model = load_model(model_path, threads)
     model.warm_up(2)
@@ -186,8 +186,8 @@ def batch_histogram(url: str) -> str:
 
 
 def draft_agreement(model_path: Path, threads: int, n: int) -> dict[str, Any]:
-    from service.imaging import DecodeOptions, load_image, preprocess
-    from service.model import load_model
+    from core.imaging import DecodeOptions, load_image, preprocess
+    from core.model import load_model
 
     model = load_model(model_path, threads)
     spec, color = model.contract.preprocess, model.contract.input.color
@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve_bench: skipped, no model at {args.model} (run `make demo` or pass --model PATH)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from service.settings import _cpu_quota
+    from core.runtime import cpu_quota
 
-    threads = _cpu_quota()
+    threads = cpu_quota()
     print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB); machine: {machine()}")
     raw = raw_ceiling(args.model, threads, sorted({1, args.max_batch_size}), args.raw_seconds)
     photo = args.image.read_bytes() if args.image else photo_jpeg()

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
-from service.model import session_options
-
-
-def session(path: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU session with explicit threads (default: every core), as the service opens one."""
-    opts = session_options(threads or os.cpu_count() or 1)
-    model = path if isinstance(path, bytes) else str(path)
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 @dataclass

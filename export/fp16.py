@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from export.evaluate import agreement, run_batches, session
+from core.runtime import open_session
+from export.evaluate import agreement, run_batches
 
 RTOL = 1e-2  # max |diff| relative to the largest FP32 logit: half precision keeps ~3 significant digits
 
@@ -45,7 +46,7 @@ def float32_io(proto: onnx.ModelProto) -> bool:
 def check_fp16(fp16_bytes: bytes, fp32_logits: np.ndarray, x: np.ndarray, rtol: float = RTOL) -> Fp16Check:
     """Run the FP16 model on the CPU if onnxruntime can, and compare with the FP32 logits of the same ``x``."""
     try:
-        got = run_batches(session(fp16_bytes), x).logits
+        got = run_batches(open_session(fp16_bytes), x).logits
     except Exception as exc:  # noqa: BLE001 - a CPU build without FP16 kernels is a finding, not a crash
         return Fp16Check(False, note=f"onnxruntime CPU could not run it: {exc}"[:300])
     diff = float(np.abs(got - fp32_logits).max()) if np.isfinite(got).all() else float("inf")

@@ -9,7 +9,7 @@ import onnx
 import torch
 from onnx.external_data_helper import uses_external_data
 
-from export.metadata import INPUT_NAME, OUTPUT_NAME
+from core.contract import INPUT_NAME, OUTPUT_NAME
 
 
 def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int | None = None) -> onnx.ModelProto:

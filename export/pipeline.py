@@ -21,7 +21,10 @@ import numpy as np
 import onnx
 import torch
 
-from export.evaluate import accuracy, agreement, run_batches, session
+from core.contract import ModelContract
+from core.imaging import image_tensor
+from core.runtime import open_session
+from export.evaluate import accuracy, agreement, run_batches
 from export.fp16 import check_fp16, float32_io, fp16_failures, to_fp16
 from export.metadata import contract_from_checkpoint, variant_contract, write_metadata
 from export.onnx_export import export_onnx, has_dynamic_batch, is_single_file, opset_of, save_single_file
@@ -29,8 +32,6 @@ from export.parity import Parity, compare
 from export.preprocess_parity import compare_preprocessing, failures
 from export.quantize import SETTINGS, gate, quantize_int8
 from export.samples import RunData, Sample, find_run_data, generated_samples, strip_sample
-from service.contract import ModelContract
-from service.imaging import load_image, preprocess
 from train.checkpoint import load_checkpoint, rebuild_model
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
@@ -73,7 +74,7 @@ def tensors(samples: list[Sample], contract: ModelContract) -> np.ndarray:
     shape = (0, contract.input.channels, contract.input.height, contract.input.width)
     if not samples:
         return np.zeros(shape, np.float32)
-    return np.stack([preprocess(load_image(s.data, contract.input.color), contract.preprocess) for s in samples])
+    return np.stack([image_tensor(s.data, contract.input.color, contract.preprocess) for s in samples])
 
 
 def check(parity: Parity, atol: float) -> None:
@@ -121,7 +122,7 @@ def int8_step(fp32_path: Path, dest: Path, contract: ModelContract, run: RunData
     test = test or generated_samples(64, cfg.seed + 2)
     x = tensors(test, contract)
     labels = np.array([s.label for s in test]) if test[0].label is not None else None
-    fp32, int8 = run_batches(session(fp32_path), x), run_batches(session(raw), x)
+    fp32, int8 = run_batches(open_session(fp32_path), x), run_batches(open_session(raw), x)
     fp32_acc = accuracy(fp32.logits, labels) if labels is not None else None
     int8_acc = accuracy(int8.logits, labels) if labels is not None else None
     agree = agreement(fp32.logits, int8.logits)
@@ -150,7 +151,7 @@ def fp16_step(proto32: onnx.ModelProto, dest: Path, contract: ModelContract, rea
     if not float32_io(proto):
         raise ExportError("FP16 conversion changed the model's input/output types")
     x = tensors(real or generated_samples(N_GENERATED, seed + 3), contract)
-    result = check_fp16(proto.SerializeToString(), run_batches(session(fp32_path), x).logits, x)
+    result = check_fp16(proto.SerializeToString(), run_batches(open_session(fp32_path), x).logits, x)
     problems = fp16_failures(result)
     if problems:
         raise ParityError("; ".join(problems))

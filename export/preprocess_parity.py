@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.contract import ModelContract, PreprocessSpec
+from core.imaging import load_image, preprocess
 from export.parity import torch_logits
 from export.samples import Sample
-from service.contract import ModelContract, PreprocessSpec
-from service.imaging import load_image, preprocess
-from train.transforms import eval_transform
+from train.transforms import reference_eval_transform
 
 MAX_LEVELS = 1.0  # one 8-bit level: what a rounding difference in resampling can produce
 
@@ -43,7 +43,7 @@ def compare_preprocessing(model: torch.nn.Module, contract: ModelContract, sampl
     ``serve`` is the service's preprocessing; tests pass a drifted one to prove the check can fail.
     """
     spec = contract.preprocess
-    tv = eval_transform(spec)
+    tv = reference_eval_transform(spec)
     std255 = np.asarray(spec.std, dtype=np.float64)[:, None, None] * 255.0  # (C, 1, 1)
     served, trained = [], []
     worst, worst_levels, worst_file, exact = 0.0, 0.0, "", 0

@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from core.imaging import DecodeOptions
+from core.model import LoadedModel, load_model
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
-from service.imaging import DecodeOptions
 from service.metrics import Metrics, MetricsMiddleware
-from service.model import LoadedModel, load_model
 from service.predictor import Predictor
 from service.routes import health, metrics, model_info, page, predict
 from service.settings import Settings

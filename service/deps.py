@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from core.model import LoadedModel
 from service.errors import ApiError
-from service.model import LoadedModel
 from service.predictor import Predictor
 from service.settings import Settings
 

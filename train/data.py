@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from service.contract import Color
-from service.imaging import DecodeOptions, ImageRejected, load_image
+from core.contract import Color
+from core.errors import ImageRejected
+from core.imaging import DecodeOptions, load_image
 from train.labels import english_labels
 
 log = logging.getLogger("train")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 SPLITS = ("train", "val", "test")
 Item = tuple[str, int, str]  # (file, label, sha256)
 MAX_PIXELS = 200_000_000  # training trusts its own files more than the service trusts uploads
@@ -138,7 +138,7 @@ def read_manifest(path: Path) -> list[Entry]:
 
 
 @dataclass
-class Prepared:
+class SplitData:
     """A data source after the split: what the datasets, the checkpoint and the report need."""
 
     root: Path
@@ -175,7 +175,7 @@ def read_run_split(out: Path) -> tuple[list[Entry], list[str], str]:
 
 
 def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1,
-                  progress: bool = False) -> Prepared:
+                  progress: bool = False) -> SplitData:
     """Scan ``data``, split it, and write ``out/split.csv``.
 
     With ``reuse`` (``--resume``, or a torchrun rank other than 0) an existing
@@ -188,7 +188,7 @@ def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers
         folders, items, skipped = scan(data, workers, progress)
         write_run_split(out, items, skipped, seed)
     entries, skipped, digest = read_run_split(out)
-    return Prepared(root, folders, english_labels(folders), entries, skipped, digest)
+    return SplitData(root, folders, english_labels(folders), entries, skipped, digest)
 
 
 class ImageFileDataset:

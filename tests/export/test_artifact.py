@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
+from core.contract import METADATA_KEY, parse_contract
+from core.imaging import load_image, preprocess
+from core.model import load_model
 from export.onnx_export import has_dynamic_batch, is_single_file
 from export.report import summary
-from service.contract import METADATA_KEY, parse_contract
-from service.imaging import load_image, preprocess
-from service.model import load_model
 from train.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.torch]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.imaging import preprocess
 from export.pipeline import AccuracyGateError, ExportConfig, run_export
 from export.preprocess_parity import compare_preprocessing, failures
 from export.samples import generated_samples
-from service.imaging import preprocess
 from tests.export.broken_export import negate_logits
 from train.checkpoint import load_checkpoint, rebuild_model
 

@@ -12,9 +12,15 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec, PreprocessSpec
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from core.contract import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    METADATA_KEY,
+    InputSpec,
+    ModelContract,
+    OutputSpec,
+    PreprocessSpec,
+)
 
 
 def rgb_contract(size: int = 32, labels: tuple[str, ...] = ("red", "green", "blue")) -> ModelContract:

@@ -20,8 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from service.contract import PreprocessSpec  # noqa: E402
-from train.checkpoint import load_checkpoint, rebuild_model  # noqa: E402
+from train.checkpoint import load_checkpoint, preprocess_spec, rebuild_model  # noqa: E402
 from train.config import parse_config  # noqa: E402
 from train.data import ImageFileDataset, read_manifest  # noqa: E402
 from train.distributed import Dist  # noqa: E402
@@ -46,8 +45,7 @@ def _torchrun(out: Path) -> subprocess.CompletedProcess:
 def _evaluate_alone(out: Path) -> list[list[int]]:
     """best.pt on the whole test split, one process, no sharding."""
     ckpt = load_checkpoint(out / "best.pt")
-    pre = ckpt["preprocess"]
-    spec = PreprocessSpec(pre["resize_shorter"], tuple(pre["crop"]), tuple(pre["mean"]), tuple(pre["std"]))
+    spec = preprocess_spec(ckpt)
     entries = [e for e in read_manifest(out / "split.csv") if e.split == "test"]
     ds = ImageFileDataset(Path(ckpt["data_root"]), entries, "RGB", eval_transform(spec))
     loader = torch.utils.data.DataLoader(ds, batch_size=7)  # another batch size on purpose
