@@ -61,8 +61,14 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
-        return cls(name=str(d.get("name", INPUT_NAME)), color=cast(Color, d["color"]), height=int(d["height"]),
-                   width=int(d["width"]), layout=str(d.get("layout", "NCHW")), dtype=str(d.get("dtype", "float32")))
+        return cls(
+            name=str(d.get("name", INPUT_NAME)),
+            color=cast(Color, d["color"]),
+            height=int(d["height"]),
+            width=int(d["width"]),
+            layout=str(d.get("layout", "NCHW")),
+            dtype=str(d.get("dtype", "float32")),
+        )
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,14 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
-        return cls(resize_shorter=int(d["resize_shorter"]), crop=(int(d["crop"][0]), int(d["crop"][1])),
-                   mean=tuple(float(x) for x in d["mean"]), std=tuple(float(x) for x in d["std"]),
-                   interpolation=str(d.get("interpolation", "bilinear")), scale=float(d.get("scale", 1.0 / 255.0)))
+        return cls(
+            resize_shorter=int(d["resize_shorter"]),
+            crop=(int(d["crop"][0]), int(d["crop"][1])),
+            mean=tuple(float(x) for x in d["mean"]),
+            std=tuple(float(x) for x in d["std"]),
+            interpolation=str(d.get("interpolation", "bilinear")),
+            scale=float(d.get("scale", 1.0 / 255.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -115,17 +126,26 @@ class ModelContract:
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept as they are
 
     def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"labels": list(self.labels), "input": self.input.to_dict(),
-                               "preprocess": self.preprocess.to_dict(), "output": self.output.to_dict(),
-                               **{s: _plain(getattr(self, s)) for s in _SECTIONS}, "schema_version": SCHEMA_VERSION}
+        doc: dict[str, Any] = {
+            "labels": list(self.labels),
+            "input": self.input.to_dict(),
+            "preprocess": self.preprocess.to_dict(),
+            "output": self.output.to_dict(),
+            **{s: _plain(getattr(self, s)) for s in _SECTIONS},
+            "schema_version": SCHEMA_VERSION,
+        }
         return {**self.extra, **doc}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ModelContract:
-        return cls(labels=tuple(str(x) for x in doc["labels"]), input=InputSpec.from_dict(doc["input"]),
-                   preprocess=PreprocessSpec.from_dict(doc["preprocess"]), output=OutputSpec.from_dict(doc["output"]),
-                   **{s: dict(doc.get(s) or {}) for s in _SECTIONS},
-                   extra={k: v for k, v in doc.items() if k not in _KNOWN})
+        return cls(
+            labels=tuple(str(x) for x in doc["labels"]),
+            input=InputSpec.from_dict(doc["input"]),
+            preprocess=PreprocessSpec.from_dict(doc["preprocess"]),
+            output=OutputSpec.from_dict(doc["output"]),
+            **{s: dict(doc.get(s) or {}) for s in _SECTIONS},
+            extra={k: v for k, v in doc.items() if k not in _KNOWN},
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -49,8 +49,19 @@ _EXACT_RESIZE_BUDGET = 12_000_000
 
 # What Pillow's plugins and pillow-heif raise on corrupt input (found by fuzzing
 # mutated files: RuntimeError from libheif/libavif, TypeError, IndexError...).
-_DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError, TypeError, IndexError,
-                   KeyError, ZeroDivisionError, AttributeError)
+_DECODER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    RuntimeError,
+    TypeError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    AttributeError,
+)
 
 
 @dataclass(frozen=True)
@@ -242,6 +253,8 @@ def preprocess(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     return to_tensor(resize_and_crop(img, spec), spec)
 
 
-def image_tensor(data: bytes, color: Color, spec: PreprocessSpec, options: DecodeOptions = DecodeOptions()) -> np.ndarray:
+def image_tensor(
+    data: bytes, color: Color, spec: PreprocessSpec, options: DecodeOptions = DecodeOptions()
+) -> np.ndarray:
     """Encoded bytes -> the model's (C, H, W) float32 input: the whole rule in one call."""
     return preprocess(load_image(data, color, options), spec)

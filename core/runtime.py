@@ -61,11 +61,13 @@ def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
     return opts
 
 
-def open_session(model: Path | bytes, threads: int | None = None, providers: list[str] | None = None,
-                 spinning: bool = False) -> ort.InferenceSession:
+def open_session(
+    model: Path | bytes, threads: int | None = None, providers: list[str] | None = None, spinning: bool = False
+) -> ort.InferenceSession:
     """A session on the first available of ``providers`` (default CPU), ``threads`` default: ``cpu_quota()``."""
     available = set(ort.get_available_providers())
     chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=session_options(threads or cpu_quota(), spinning),
-                                providers=chosen)
+    return ort.InferenceSession(
+        source, sess_options=session_options(threads or cpu_quota(), spinning), providers=chosen
+    )

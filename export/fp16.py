@@ -39,8 +39,9 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def float32_io(proto: onnx.ModelProto) -> bool:
-    return all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-               for v in [*proto.graph.input, *proto.graph.output])
+    return all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input, *proto.graph.output]
+    )
 
 
 def check_fp16(fp16_bytes: bytes, fp32_logits: np.ndarray, x: np.ndarray, rtol: float = RTOL) -> Fp16Check:
@@ -51,8 +52,15 @@ def check_fp16(fp16_bytes: bytes, fp32_logits: np.ndarray, x: np.ndarray, rtol: 
         return Fp16Check(False, note=f"onnxruntime CPU could not run it: {exc}"[:300])
     diff = float(np.abs(got - fp32_logits).max()) if np.isfinite(got).all() else float("inf")
     scale = max(float(np.abs(fp32_logits).max()), 1e-6)
-    return Fp16Check(True, diff, diff / scale, agreement(got, fp32_logits), len(x), rtol,
-                     "onnxruntime CPUExecutionProvider; no GPU measured")
+    return Fp16Check(
+        True,
+        diff,
+        diff / scale,
+        agreement(got, fp32_logits),
+        len(x),
+        rtol,
+        "onnxruntime CPUExecutionProvider; no GPU measured",
+    )
 
 
 def fp16_failures(c: Fp16Check) -> list[str]:

@@ -18,11 +18,20 @@ def contract_from_checkpoint(ckpt: dict[str, Any], name: str, version: str) -> M
         input=replace(input_spec(ckpt), name=INPUT_NAME),
         preprocess=preprocess_spec(ckpt),
         output=OutputSpec(OUTPUT_NAME, "logits"),
-        model={"name": name, "arch": ckpt["arch"], "version": version, "precision": "fp32",
-               "created": datetime.now(UTC).isoformat(timespec="seconds")},
-        training={"val_accuracy": ckpt.get("val_accuracy"), "best_val_accuracy": ckpt.get("best_val_accuracy"),
-                  "test_accuracy": ckpt.get("test_accuracy"), "split_sha256": ckpt.get("split_sha256"),
-                  "epoch": ckpt.get("epoch")},
+        model={
+            "name": name,
+            "arch": ckpt["arch"],
+            "version": version,
+            "precision": "fp32",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        training={
+            "val_accuracy": ckpt.get("val_accuracy"),
+            "best_val_accuracy": ckpt.get("best_val_accuracy"),
+            "test_accuracy": ckpt.get("test_accuracy"),
+            "split_sha256": ckpt.get("split_sha256"),
+            "epoch": ckpt.get("epoch"),
+        },
     )
 
 

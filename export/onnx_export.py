@@ -24,9 +24,18 @@ def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
         kwargs = {"opset_version": opset} if opset else {}
-        torch.onnx.export(model, (example,), str(tmp_path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=({0: batch},), dynamo=True, external_data=True, verbose=False,
-                          **kwargs)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp_path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            external_data=True,
+            verbose=False,
+            **kwargs,
+        )
         proto = onnx.load(str(tmp_path), load_external_data=True)
     onnx.checker.check_model(proto, full_check=True)
     return proto

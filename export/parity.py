@@ -34,8 +34,13 @@ def _worst(ref: np.ndarray, got: np.ndarray) -> float:
     return float(np.abs(ref - got).max()) if ref.size else 0.0
 
 
-def compare(model: torch.nn.Module, onnx_bytes: bytes, inputs: np.ndarray, input_name: str,
-            batch_sizes: tuple[int, ...] = (1, 8)) -> Parity:
+def compare(
+    model: torch.nn.Module,
+    onnx_bytes: bytes,
+    inputs: np.ndarray,
+    input_name: str,
+    batch_sizes: tuple[int, ...] = (1, 8),
+) -> Parity:
     """Run ``inputs`` (N, C, H, W) through both at each batch size; report worst diff and top-1 agreement.
 
     Batch 1 and a larger batch are both run because a wrongly fixed batch axis

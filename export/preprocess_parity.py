@@ -36,8 +36,12 @@ class PreprocessParity:
         return asdict(self)
 
 
-def compare_preprocessing(model: torch.nn.Module, contract: ModelContract, samples: list[Sample],
-                          serve: Callable[[Image.Image, PreprocessSpec], np.ndarray] = preprocess) -> PreprocessParity:
+def compare_preprocessing(
+    model: torch.nn.Module,
+    contract: ModelContract,
+    samples: list[Sample],
+    serve: Callable[[Image.Image, PreprocessSpec], np.ndarray] = preprocess,
+) -> PreprocessParity:
     """Decode each file once with the shared rule, then preprocess it both ways and compare.
 
     ``serve`` is the service's preprocessing; tests pass a drifted one to prove the check can fail.
@@ -65,8 +69,10 @@ def compare_preprocessing(model: torch.nn.Module, contract: ModelContract, sampl
 
 
 def _agreement(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, batch: int = 16) -> float:
-    same = sum(int((torch_logits(model, a[i : i + batch]).argmax(1) == torch_logits(model, b[i : i + batch])
-                    .argmax(1)).sum()) for i in range(0, len(a), batch))
+    same = sum(
+        int((torch_logits(model, a[i : i + batch]).argmax(1) == torch_logits(model, b[i : i + batch]).argmax(1)).sum())
+        for i in range(0, len(a), batch)
+    )
     return same / len(a)
 
 

@@ -55,16 +55,21 @@ def answer(model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, f
     order = np.argsort(-probs, kind="stable")[: min(k, len(labels))]
     ranked = [ScoredLabel(label=labels[i], score=round(float(probs[i]), 6)) for i in order]
     meta = model.contract.model
-    return Prediction(label=ranked[0].label, confidence=ranked[0].score, top_k=ranked,
-                      model=ModelRef(name=meta.get("name"), version=meta.get("version")),
-                      timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()})
+    return Prediction(
+        label=ranked[0].label,
+        confidence=ranked[0].score,
+        top_k=ranked,
+        model=ModelRef(name=meta.get("name"), version=meta.get("version")),
+        timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()},
+    )
 
 
 class Predictor:
     """The serving path: a decode pool, the micro-batcher, and the metrics they feed."""
 
-    def __init__(self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher,
-                 metrics: Metrics) -> None:
+    def __init__(
+        self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher, metrics: Metrics
+    ) -> None:
         self.model, self.options, self.batcher, self.metrics = model, options, batcher, metrics
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode")
 
@@ -84,8 +89,12 @@ class Predictor:
         t0 = time.perf_counter()
         inferred = await self.batcher.submit(prepared.tensor)  # the batcher runs model.probabilities
         t1 = time.perf_counter()
-        timing = {**prepared.timing_ms, "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
-                  "inference": inferred.seconds * 1e3, "total": (t1 - start) * 1e3}
+        timing = {
+            **prepared.timing_ms,
+            "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
+            "inference": inferred.seconds * 1e3,
+            "total": (t1 - start) * 1e3,
+        }
         self.metrics.observe_stages({k_: timing[k_] for k_ in ("decode", "preprocess", "queue", "inference")})
         self.metrics.images.labels("ok").inc()
         return answer(self.model, inferred.row, k, timing)
@@ -103,4 +112,3 @@ class Predictor:
 
         # Each item announces itself to the batcher while it decodes, so they share inferences.
         return list(await asyncio.gather(*(one(item) for item in items)))
-

@@ -117,22 +117,49 @@ def _binary() -> dict[str, Any]:
 
 def predict_request_body() -> dict[str, Any]:
     """/predict's three body forms, for OpenAPI (the route reads the body itself)."""
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary",
-                                    "description": "the image; any single file field name is accepted"}}}},
-        "image/*": _binary(),
-        "application/octet-stream": _binary(),
-        "application/json": {"schema": ImageJSON.model_json_schema()},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "the image; any single file field name is accepted",
+                            }
+                        },
+                    }
+                },
+                "image/*": _binary(),
+                "application/octet-stream": _binary(),
+                "application/json": {"schema": ImageJSON.model_json_schema()},
+            },
+        }
+    }
 
 
 def batch_request_body() -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {
-            "type": "object",
-            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                     "description": "the images, any field names, answered in order"}}}},
-        "application/json": {"schema": BatchJSON.model_json_schema()},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "the images, any field names, answered in order",
+                            }
+                        },
+                    }
+                },
+                "application/json": {"schema": BatchJSON.model_json_schema()},
+            },
+        }
+    }

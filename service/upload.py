@@ -128,7 +128,7 @@ async def read_many_images(request: Request, limit: int, max_items: int) -> list
             raise _too_many(max_items)
         items = [_try_base64(v, f"images[{i}]") for i, v in enumerate(doc["images"])]
     else:
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data files or JSON {\"images\": [...]}")
+        raise ApiError(415, "unsupported_media_type", 'send multipart/form-data files or JSON {"images": [...]}')
     if not items:
         raise ApiError(422, "invalid_parameters", "the batch has no images")
     return items

@@ -47,7 +47,9 @@ def test_service_never_imports_torch() -> None:
 
 
 def test_importing_core_loads_no_torch_and_no_web_framework() -> None:
-    code = ("import sys, core.contract, core.errors, core.imaging, core.model, core.runtime; "
-            "bad = sorted({'torch', 'fastapi', 'starlette', 'pydantic'} & set(sys.modules)); "
-            "assert not bad, bad")
+    code = (
+        "import sys, core.contract, core.errors, core.imaging, core.model, core.runtime; "
+        "bad = sorted({'torch', 'fastapi', 'starlette', 'pydantic'} & set(sys.modules)); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -34,19 +34,30 @@ def plain_args(cfg: TrainConfig) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
 
 
-def checkpoint_dict(cfg: TrainConfig, t: Trainee, data: SplitData, spec: PreprocessSpec, epoch: int,
-                    history: list[dict], best: Best) -> dict[str, Any]:
+def checkpoint_dict(
+    cfg: TrainConfig, t: Trainee, data: SplitData, spec: PreprocessSpec, epoch: int, history: list[dict], best: Best
+) -> dict[str, Any]:
     """Plain tensors and containers only, so ``torch.load(weights_only=True)`` reads it."""
     return {
-        "format": FORMAT, "arch": cfg.arch, "labels": data.labels, "folders": data.folders,
+        "format": FORMAT,
+        "arch": cfg.arch,
+        "labels": data.labels,
+        "folders": data.folders,
         "input": InputSpec(INPUT_NAME, data.color, cfg.img_size, cfg.img_size).to_dict(),
         "preprocess": spec.to_dict(),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in t.model.state_dict().items()},
-        "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict(),
         "scaler": t.scaler.state_dict() if t.scaler is not None else None,
-        "epoch": epoch, "history": history, "best_val_accuracy": best["accuracy"], "best_val_loss": best["loss"],
-        "best_epoch": best["epoch"], "val_accuracy": history[-1]["val_accuracy"] if history else None,
-        "split_sha256": data.manifest_sha256, "data_root": str(data.root), "data_kind": data.kind,
+        "epoch": epoch,
+        "history": history,
+        "best_val_accuracy": best["accuracy"],
+        "best_val_loss": best["loss"],
+        "best_epoch": best["epoch"],
+        "val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "split_sha256": data.manifest_sha256,
+        "data_root": str(data.root),
+        "data_kind": data.kind,
         "args": plain_args(cfg),
     }
 
@@ -105,7 +116,10 @@ def restore(cfg: TrainConfig, t: Trainee, data: SplitData) -> tuple[int, list[di
     t.scheduler.load_state_dict(last["scheduler"])
     if t.scaler is not None and last.get("scaler"):
         t.scaler.load_state_dict(last["scaler"])
-    best = {"accuracy": last["best_val_accuracy"], "loss": last.get("best_val_loss", float("inf")),
-            "epoch": last.get("best_epoch", 0)}
+    best = {
+        "accuracy": last["best_val_accuracy"],
+        "loss": last.get("best_val_loss", float("inf")),
+        "epoch": last.get("best_epoch", 0),
+    }
     log.info("resuming after epoch %d of %s", last["epoch"], path)
     return last["epoch"] + 1, list(last["history"]), best

@@ -10,19 +10,11 @@ given explicitly always wins.
 from __future__ import annotations
 
 import argparse
-import types
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
-from typing import Any, get_type_hints
 
+from core.cli import add_fields, opt, profiled_fields
 from train.sources import source_for, sources
-
-
-def opt(default: Any, help: str, *, flag: str | None = None, choices: list[str] | None = None,
-        profiled: bool = False) -> Any:
-    """A config field with its command-line help; ``flag`` overrides the ``--field-name`` spelling."""
-    meta = {"help": help, "flag": flag, "choices": choices, "profiled": profiled}
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -38,7 +30,7 @@ class TrainConfig:
     t_max: int = opt(2, "CosineAnnealingLR T_max in epochs", profiled=True)
     rotation: float = opt(25.0, "RandomRotation degrees (0 disables)", profiled=True)
     crop_scale: float = opt(0.08, "RandomResizedCrop smallest area fraction", profiled=True)
-    resize: int | None = opt(None, "eval resize of the shorter side (default img_size*256/224)", profiled=True)
+    resize: int | None = opt(None, "eval resize of the shorter side; unset: img_size*256/224", profiled=True)
     batch_size: int = opt(32, "batch size per process")
     eta_min: float = opt(1e-5, "CosineAnnealingLR eta_min")
     finetune: bool = opt(False, "train all layers (default: frozen features, the reference recipe)")
@@ -46,14 +38,18 @@ class TrainConfig:
     seed: int = opt(0, "split, initialisation, shuffling, augmentation")
     deterministic: bool = opt(False, "torch deterministic algorithms (warn_only) and cuDNN deterministic; slower")
     device: str = opt("auto", "auto, cpu, cuda, cuda:1... (torchrun: cuda:LOCAL_RANK)")
-    amp: str = opt("auto", "mixed precision on CUDA (auto: bf16 where supported, else fp16); always off on CPU",
-                   choices=["auto", "bf16", "fp16", "off"])
+    amp: str = opt(
+        "auto",
+        "mixed precision on CUDA (auto: bf16 where supported, else fp16); always off on CPU",
+        choices=["auto", "bf16", "fp16", "off"],
+    )
     channels_last: bool = opt(True, "keep NCHW memory format on CUDA", flag="--no-channels-last")
     workers: int = opt(-1, "DataLoader workers per process (-1: sized to the machine)")
     scan_workers: int = opt(-1, "processes checking image files (-1: all cores)")
     resume: bool = opt(False, "continue from OUT/last.pt")
-    download: bool = opt(True, "fashion-mnist: fail instead of downloading when the files are missing",
-                         flag="--no-download")
+    download: bool = opt(
+        True, "fashion-mnist: fail instead of downloading when the files are missing", flag="--no-download"
+    )
     synthetic_per_class: int = opt(30, "synthetic: images per class")
     progress: bool = opt(True, "no progress bars", flag="--no-progress")
 
@@ -70,45 +66,16 @@ def _profile_help(f: Field) -> str:
     return f"{f.metadata['help']} ({shown})"
 
 
-def _scalar(hint: Any) -> Any:
-    """``int | None`` -> ``int``: the type argparse converts a flag's text to."""
-    if isinstance(hint, types.UnionType):
-        return next(a for a in hint.__args__ if a is not type(None))
-    return hint
-
-
-def _add(p: argparse.ArgumentParser, f: Field, hint: Any) -> None:
-    meta, name = f.metadata, f.name
-    flag = meta["flag"] or "--" + name.replace("_", "-")
-    if f.default is MISSING:
-        p.add_argument(flag, dest=name, required=True, help=meta["help"])
-    elif hint is bool:
-        action = "store_false" if f.default else "store_true"
-        p.add_argument(flag, dest=name, action=action, help=meta["help"])
-    elif meta["profiled"]:  # None = not given, so the source's profile can fill it in
-        p.add_argument(flag, dest=name, type=_scalar(hint), default=None, help=_profile_help(f))
-    else:
-        p.add_argument(flag, dest=name, type=_scalar(hint), default=f.default, choices=meta["choices"],
-                       help=f"{meta['help']} (default {f.default})")
-
-
-def profiled_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig) if f.metadata["profiled"]]
-
-
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train", description="Fine-tune an image classifier.")
-    hints = get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        _add(p, f, hints[f.name])
-    return p
+    return add_fields(p, TrainConfig, _profile_help)
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     args = vars(get_parser().parse_args(argv))
     profile = source_for(args["data"]).profile
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    for name in profiled_fields():
+    for name in profiled_fields(TrainConfig):
         if args.get(name) is None:
             args[name] = profile.get(name, defaults[name])
     return TrainConfig(**args)

@@ -81,8 +81,12 @@ def scan(data: Path, workers: int = -1, progress: bool = False) -> tuple[list[st
     """
     root = image_root(data)
     folders = list_classes(root)
-    found = [(path, label) for label, folder in enumerate(folders) for path in sorted((root / folder).rglob("*"))
-             if path.is_file() and not path.name.startswith(".")]
+    found = [
+        (path, label)
+        for label, folder in enumerate(folders)
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    ]
     items, skipped = [], []
     for (path, label), (ok, digest) in zip(found, _check_all([p for p, _ in found], workers, progress), strict=True):
         rel = path.relative_to(root).as_posix()
@@ -91,13 +95,15 @@ def scan(data: Path, workers: int = -1, progress: bool = False) -> tuple[list[st
         else:
             skipped.append(rel)
     if skipped:
-        log.warning("skipped %d unreadable file(s) of %d (listed in report.json), e.g. %s",
-                    len(skipped), len(found), skipped[0])
+        log.warning(
+            "skipped %d unreadable file(s) of %d (listed in report.json), e.g. %s", len(skipped), len(found), skipped[0]
+        )
     return folders, items, skipped
 
 
-def stratified_split(items: list[Item], seed: int,
-                     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[Entry]:
+def stratified_split(
+    items: list[Item], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> list[Entry]:
     """Per class, shuffle groups of byte-identical files and cut them 80/10/10.
 
     Grouping by content hash keeps duplicates inside one split; sorting before
@@ -174,8 +180,9 @@ def read_run_split(out: Path) -> tuple[list[Entry], list[str], str]:
     return read_manifest(manifest), names, manifest_sha256(manifest)
 
 
-def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1,
-                  progress: bool = False) -> SplitData:
+def prepare_split(
+    data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1, progress: bool = False
+) -> SplitData:
     """Scan ``data``, split it, and write ``out/split.csv``.
 
     With ``reuse`` (``--resume``, or a torchrun rank other than 0) an existing

@@ -59,8 +59,9 @@ def items(sets: dict) -> list[Item]:
     out = []
     for part in PARTS:
         data, targets = sets[part].data.numpy(), sets[part].targets.tolist()
-        out += [(f"{part}/{i:05d}", targets[i], hashlib.sha256(data[i].tobytes()).hexdigest())
-                for i in range(len(targets))]
+        out += [
+            (f"{part}/{i:05d}", targets[i], hashlib.sha256(data[i].tobytes()).hexdigest()) for i in range(len(targets))
+        ]
     return out
 
 
@@ -71,8 +72,9 @@ def prepare(root: Path, out: Path, seed: int, reuse: bool = False, download: boo
         write_run_split(out, items(sets), [], seed)
     entries, skipped, digest = read_run_split(out)
     classes = list(sets["train"].classes)
-    return SplitData(root, classes, classes, entries, skipped, digest, kind="fashion-mnist", color="L",
-                    extra={"sets": sets})
+    return SplitData(
+        root, classes, classes, entries, skipped, digest, kind="fashion-mnist", color="L", extra={"sets": sets}
+    )
 
 
 class FashionDataset:

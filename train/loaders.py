@@ -34,8 +34,9 @@ def prepare_data(cfg: TrainConfig, info: Dist) -> SplitData:
 def preprocess_spec(cfg: TrainConfig) -> PreprocessSpec:
     """What export writes into the model: eval resize, crop, and the source's mean/std."""
     source = source_for(cfg.data)
-    return PreprocessSpec(resize_shorter=cfg.resize_shorter, crop=(cfg.img_size, cfg.img_size), mean=source.mean,
-                          std=source.std)
+    return PreprocessSpec(
+        resize_shorter=cfg.resize_shorter, crop=(cfg.img_size, cfg.img_size), mean=source.mean, std=source.std
+    )
 
 
 def default_workers(info: Dist) -> int:
@@ -63,18 +64,17 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
     return seed * 1_000_003 + epoch * 1009 + rank
 
 
-def make_loaders(cfg: TrainConfig, data: SplitData, spec: PreprocessSpec, info: Dist,
-                 device: torch.device) -> Loaders:
+def make_loaders(cfg: TrainConfig, data: SplitData, spec: PreprocessSpec, info: Dist, device: torch.device) -> Loaders:
     workers = cfg.workers if cfg.workers >= 0 else default_workers(info)
     common = {"batch_size": cfg.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
     gen = torch.Generator().manual_seed(cfg.seed)
     source = source_for(cfg.data)
     train_ds = source.dataset(data, "train", train_transform(spec, cfg.rotation, cfg.hflip, cfg.crop_scale))
-    sampler = (DistributedSampler(train_ds, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
-               if info.enabled else None)
+    sampler = (
+        DistributedSampler(train_ds, info.world_size, info.rank, shuffle=True, seed=cfg.seed) if info.enabled else None
+    )
     # Train workers are not persistent: fresh worker seeds every epoch keep --resume exact.
-    train = DataLoader(train_ds, sampler=sampler or RandomSampler(train_ds, generator=gen), generator=gen,
-                       **common)
+    train = DataLoader(train_ds, sampler=sampler or RandomSampler(train_ds, generator=gen), generator=gen, **common)
 
     def shard(split: str) -> DataLoader:
         ds = source.dataset(data, split, eval_transform(spec))

@@ -19,8 +19,12 @@ def tinycnn(num_classes: int, in_channels: int = 3) -> nn.Module:
         return [nn.Conv2d(i, o, 3, stride=2, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
     return nn.Sequential(
-        *block(in_channels, 16), *block(16, 32), *block(32, 64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes),
+        *block(in_channels, 16),
+        *block(16, 32),
+        *block(32, 64),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, num_classes),
     )
 
 
@@ -54,8 +58,16 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
         return model
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and module.in_channels == 3:
-            new = nn.Conv2d(in_channels, module.out_channels, module.kernel_size, module.stride,
-                            module.padding, module.dilation, module.groups, module.bias is not None)
+            new = nn.Conv2d(
+                in_channels,
+                module.out_channels,
+                module.kernel_size,
+                module.stride,
+                module.padding,
+                module.dilation,
+                module.groups,
+                module.bias is not None,
+            )
             with torch.no_grad():
                 new.weight.copy_(module.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
                 if module.bias is not None:
@@ -79,8 +91,10 @@ def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
     from torchvision import models
 
     if arch not in torchvision_archs():
-        raise ValueError(f"--arch {arch}: not a torchvision classification model "
-                         f"(try vgg16, resnet50, efficientnet_b0, convnext_tiny, mobilenet_v3_small, or tinycnn)")
+        raise ValueError(
+            f"--arch {arch}: not a torchvision classification model "
+            f"(try vgg16, resnet50, efficientnet_b0, convnext_tiny, mobilenet_v3_small, or tinycnn)"
+        )
     if weights == "imagenet":
         # Downloads to the torch hub cache (TORCH_HOME) on first use, as torchvision does.
         return models.get_model(arch, weights=models.get_model_weights(arch).DEFAULT)
@@ -91,8 +105,9 @@ def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
     return model
 
 
-def build_model(arch: str, num_classes: int, in_channels: int = 3, weights: str | None = None,
-                freeze_features: bool = False) -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, in_channels: int = 3, weights: str | None = None, freeze_features: bool = False
+) -> nn.Module:
     """Build ``arch`` with a ``num_classes`` head; ``weights`` is ``imagenet``, ``none`` or a file path."""
     if arch == "tinycnn":
         return tinycnn(num_classes, in_channels)

@@ -29,9 +29,11 @@ def amp_name(prec: Precision) -> str:
 
 
 def epoch_line(epoch: int, total: int, tr: EpochStats, va: EpochStats, lr: float) -> str:
-    return (f"epoch {epoch}/{total}  train loss {tr.loss:.4f} acc {tr.accuracy:.4f}  "
-            f"val loss {va.loss:.4f} acc {va.accuracy:.4f}  lr {lr:.2e}  "
-            f"{tr.seconds:.1f}s ({tr.images_per_s:.0f} img/s)")
+    return (
+        f"epoch {epoch}/{total}  train loss {tr.loss:.4f} acc {tr.accuracy:.4f}  "
+        f"val loss {va.loss:.4f} acc {va.accuracy:.4f}  lr {lr:.2e}  "
+        f"{tr.seconds:.1f}s ({tr.images_per_s:.0f} img/s)"
+    )
 
 
 def describe(cfg: TrainConfig, data: SplitData, model: nn.Module, prec: Precision, info: Dist) -> str:
@@ -39,29 +41,51 @@ def describe(cfg: TrainConfig, data: SplitData, model: nn.Module, prec: Precisio
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     amp = amp_name(prec)
-    return (f"data {data.kind} {data.root}: {counts['train']} train / {counts['val']} val / {counts['test']} test, "
-            f"{len(data.labels)} classes, {len(data.skipped)} unreadable skipped; model {cfg.arch} "
-            f"{total / 1e6:.2f}M params ({trainable / 1e6:.2f}M trainable) on {prec.device}, amp {amp}, "
-            f"{info.world_size} process(es)")
+    return (
+        f"data {data.kind} {data.root}: {counts['train']} train / {counts['val']} val / {counts['test']} test, "
+        f"{len(data.labels)} classes, {len(data.skipped)} unreadable skipped; model {cfg.arch} "
+        f"{total / 1e6:.2f}M params ({trainable / 1e6:.2f}M trainable) on {prec.device}, amp {amp}, "
+        f"{info.world_size} process(es)"
+    )
 
 
-def build_report(cfg: TrainConfig, data: SplitData, best: dict, history: list[dict],
-                 confusions: tuple[torch.Tensor, torch.Tensor], wall_s: float, eval_ips: float, prec: Precision,
-                 info: Dist) -> dict[str, Any]:
+def build_report(
+    cfg: TrainConfig,
+    data: SplitData,
+    best: dict,
+    history: list[dict],
+    confusions: tuple[torch.Tensor, torch.Tensor],
+    wall_s: float,
+    eval_ips: float,
+    prec: Precision,
+    info: Dist,
+) -> dict[str, Any]:
     val, test = (classification_metrics(cm.numpy(), data.labels) for cm in confusions)
     return {
-        "labels": data.labels, "arch": cfg.arch, "data": cfg.data, "data_kind": data.kind,
-        "best_epoch": best["epoch"], "epochs_run": len(history),
-        "val_accuracy": val["accuracy"], "test_accuracy": test["accuracy"],
-        "test_balanced_accuracy": test["balanced_accuracy"], "test_macro_f1": test["macro_f1"],
-        "test_images": test["n"], "val": val, "test": test,
+        "labels": data.labels,
+        "arch": cfg.arch,
+        "data": cfg.data,
+        "data_kind": data.kind,
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "val_accuracy": val["accuracy"],
+        "test_accuracy": test["accuracy"],
+        "test_balanced_accuracy": test["balanced_accuracy"],
+        "test_macro_f1": test["macro_f1"],
+        "test_images": test["n"],
+        "val": val,
+        "test": test,
         "split_sha256": data.manifest_sha256,
         "split_counts": {s: len(data.split_entries(s)) for s in SPLITS},
-        "skipped_files": len(data.skipped), "skipped": data.skipped[:100],
-        "epochs": history, "wall_seconds": wall_s,
+        "skipped_files": len(data.skipped),
+        "skipped": data.skipped[:100],
+        "epochs": history,
+        "wall_seconds": wall_s,
         "train_images_per_s": float(np.mean([h["train_images_per_s"] for h in history])),
         "eval_images_per_s": eval_ips,
-        "device": str(prec.device), "device_name": _device_name(prec.device), "world_size": info.world_size,
+        "device": str(prec.device),
+        "device_name": _device_name(prec.device),
+        "world_size": info.world_size,
         "amp": amp_name(prec),
         "channels_last": prec.channels_last,
         "args": plain_args(cfg),
@@ -81,7 +105,10 @@ def write_outputs(out: Path, best: dict, report: dict[str, Any]) -> None:
     plot_curves(report["epochs"], out / "curves.png")
     title = f"test split, best epoch {report['best_epoch']}: accuracy {report['test_accuracy']:.4f}"
     plot_confusion(report["test"]["confusion_matrix"], report["labels"], out / "confusion.png", title)
-    print(f"best epoch {report['best_epoch']}: val acc {report['val_accuracy']:.4f}, test acc "
-          f"{report['test_accuracy']:.4f} (balanced {report['test_balanced_accuracy']:.4f}, macro-F1 "
-          f"{report['test_macro_f1']:.4f}) on {report['test_images']} images; wrote {out}/best.pt, report.json, "
-          "curves.png, confusion.png", flush=True)
+    print(
+        f"best epoch {report['best_epoch']}: val acc {report['val_accuracy']:.4f}, test acc "
+        f"{report['test_accuracy']:.4f} (balanced {report['test_balanced_accuracy']:.4f}, macro-F1 "
+        f"{report['test_macro_f1']:.4f}) on {report['test_images']} images; wrote {out}/best.pt, report.json, "
+        "curves.png, confusion.png",
+        flush=True,
+    )

@@ -83,8 +83,9 @@ def build_trainee(cfg: TrainConfig, data: SplitData, prec: Precision, info: Dist
     return Trainee(model, wrapped, optimizer, scheduler, scaler)
 
 
-def run_epoch(cfg: TrainConfig, t: Trainee, loaders: Loaders, prec: Precision, info: Dist, epoch: int,
-              n_classes: int) -> dict[str, Any]:
+def run_epoch(
+    cfg: TrainConfig, t: Trainee, loaders: Loaders, prec: Precision, info: Dist, epoch: int, n_classes: int
+) -> dict[str, Any]:
     """Train one epoch, validate, step the scheduler; return the history row."""
     loaders.start_epoch(cfg.seed, epoch, info.rank)
     torch.manual_seed(loaders.generator.initial_seed())  # dropout and in-process augmentation
@@ -100,9 +101,18 @@ def run_epoch(cfg: TrainConfig, t: Trainee, loaders: Loaders, prec: Precision, i
     t.scheduler.step()
     if info.is_main:
         print(epoch_line(epoch, cfg.epochs, tr, va, lr), flush=True)
-    return {"epoch": epoch, "train_loss": tr.loss, "train_accuracy": tr.accuracy, "val_loss": va.loss,
-            "val_accuracy": va.accuracy, "lr": lr, "seconds": tr.seconds, "val_seconds": va.seconds,
-            "train_images_per_s": tr.images_per_s, "val_images_per_s": va.n / max(va.seconds, 1e-9)}
+    return {
+        "epoch": epoch,
+        "train_loss": tr.loss,
+        "train_accuracy": tr.accuracy,
+        "val_loss": va.loss,
+        "val_accuracy": va.accuracy,
+        "lr": lr,
+        "seconds": tr.seconds,
+        "val_seconds": va.seconds,
+        "train_images_per_s": tr.images_per_s,
+        "val_images_per_s": va.n / max(va.seconds, 1e-9),
+    }
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -140,8 +150,9 @@ def _train(cfg: TrainConfig, info: Dist) -> dict[str, Any]:
     return finish(cfg, data, loaders, prec, info, history, time.perf_counter() - wall)
 
 
-def finish(cfg: TrainConfig, data: SplitData, loaders: Loaders, prec: Precision, info: Dist, history: list[dict],
-           wall_s: float) -> dict[str, Any]:
+def finish(
+    cfg: TrainConfig, data: SplitData, loaders: Loaders, prec: Precision, info: Dist, history: list[dict], wall_s: float
+) -> dict[str, Any]:
     """Evaluate best.pt on val and test (every rank its shard); rank 0 writes the report and figures."""
     best = load_checkpoint(cfg.out / "best.pt")
     model = rebuild_model(best).to(prec.device)
@@ -158,5 +169,3 @@ def finish(cfg: TrainConfig, data: SplitData, loaders: Loaders, prec: Precision,
         write_outputs(cfg.out, best, report)
     barrier(info)
     return report
-
-

@@ -67,12 +67,30 @@ _SOURCES = {
     FOLDER: DataSource(FOLDER, _folder),
     # The offline walking skeleton: a tiny CNN at 64 px that learns in seconds on a CPU; one
     # cosine half-period over the run ends at a low learning rate, so the demo model is confident.
-    SYNTHETIC: DataSource(SYNTHETIC, _synthetic, {"arch": "tinycnn", "weights": "none", "img_size": 64, "epochs": 6,
-                                                  "lr": 5e-3, "t_max": 6}),
+    SYNTHETIC: DataSource(
+        SYNTHETIC,
+        _synthetic,
+        {"arch": "tinycnn", "weights": "none", "img_size": 64, "epochs": 6, "lr": 5e-3, "t_max": 6},
+    ),
     # Already 28x28 and centred: no rotation, mild crops, eval keeps the image as it is.
-    FASHION: DataSource(FASHION, _fashion, {"arch": "tinycnn", "weights": "none", "img_size": 28, "resize": 28,
-                                            "epochs": 5, "lr": 3e-3, "t_max": 5, "rotation": 0.0, "crop_scale": 0.7},
-                        mean=fashion.MEAN, std=fashion.STD, images=_fashion_images),
+    FASHION: DataSource(
+        FASHION,
+        _fashion,
+        {
+            "arch": "tinycnn",
+            "weights": "none",
+            "img_size": 28,
+            "resize": 28,
+            "epochs": 5,
+            "lr": 3e-3,
+            "t_max": 5,
+            "rotation": 0.0,
+            "crop_scale": 0.7,
+        },
+        mean=fashion.MEAN,
+        std=fashion.STD,
+        images=_fashion_images,
+    ),
 }
 
 

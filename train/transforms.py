@@ -34,16 +34,19 @@ def eval_transform(spec: PreprocessSpec) -> ServingEval:
 
 def reference_eval_transform(spec: PreprocessSpec) -> T.Compose:
     """torchvision's Resize -> CenterCrop -> ToTensor -> Normalize: what the serving rule must reproduce."""
-    return T.Compose([
-        T.Resize(spec.resize_shorter, interpolation=T.InterpolationMode.BILINEAR),
-        T.CenterCrop(spec.crop),
-        T.ToTensor(),
-        T.Normalize(spec.mean, spec.std),
-    ])
+    return T.Compose(
+        [
+            T.Resize(spec.resize_shorter, interpolation=T.InterpolationMode.BILINEAR),
+            T.CenterCrop(spec.crop),
+            T.ToTensor(),
+            T.Normalize(spec.mean, spec.std),
+        ]
+    )
 
 
-def train_transform(spec: PreprocessSpec, rotation: float = 25.0, hflip: bool = True,
-                    crop_scale: float = 0.08) -> T.Compose:
+def train_transform(
+    spec: PreprocessSpec, rotation: float = 25.0, hflip: bool = True, crop_scale: float = 0.08
+) -> T.Compose:
     """The reference recipe: RandomRotation(25), RandomResizedCrop, RandomHorizontalFlip."""
     steps: list = [T.RandomRotation(rotation)] if rotation else []
     steps.append(T.RandomResizedCrop(spec.crop, scale=(crop_scale, 1.0)))

@@ -22,5 +22,9 @@ def ready(request: Request) -> Readiness:
     if not getattr(request.app.state, "ready", False):
         raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
     model = request.app.state.model
-    return Readiness(status="ready", model=model.contract.model.get("name"), load_seconds=round(model.load_seconds, 3),
-                     warmup_seconds=round(model.warmup_seconds, 3))
+    return Readiness(
+        status="ready",
+        model=model.contract.model.get("name"),
+        load_seconds=round(model.load_seconds, 3),
+        warmup_seconds=round(model.warmup_seconds, 3),
+    )

@@ -46,12 +46,29 @@ def test_every_copy_source_exists_and_reaches_the_build_context(dockerfile: Path
 
 def test_dockerignore_keeps_data_runs_venvs_and_git_out_and_lets_models_in() -> None:
     rules = dockerignore_rules(ROOT / ".dockerignore")
-    kept_out = [".git/HEAD", ".venv/bin/python", ".venv-serve/bin/python", "data/animals10/raw-img/cane/1.jpeg",
-                "runs/demo/best.pt", "artifacts/demo/export_report.json", "service/__pycache__/app.cpython-311.pyc",
-                ".pytest_cache/v/cache", "tests/service/conftest.py", "deploy/ec2/launch.sh"]
-    let_in = ["service/app.py", "service/routes/health.py", "train/run.py", "export/pipeline.py",
-              "requirements-serve.txt", "requirements-train.txt", "deploy/serve-install.sh",
-              "artifacts/demo/model.onnx", "artifacts/animals10/model.int8.onnx"]
+    kept_out = [
+        ".git/HEAD",
+        ".venv/bin/python",
+        ".venv-serve/bin/python",
+        "data/animals10/raw-img/cane/1.jpeg",
+        "runs/demo/best.pt",
+        "artifacts/demo/export_report.json",
+        "service/__pycache__/app.cpython-311.pyc",
+        ".pytest_cache/v/cache",
+        "tests/service/conftest.py",
+        "deploy/ec2/launch.sh",
+    ]
+    let_in = [
+        "service/app.py",
+        "service/routes/health.py",
+        "train/run.py",
+        "export/pipeline.py",
+        "requirements-serve.txt",
+        "requirements-train.txt",
+        "deploy/serve-install.sh",
+        "artifacts/demo/model.onnx",
+        "artifacts/animals10/model.int8.onnx",
+    ]
     assert [p for p in kept_out if in_context(p, rules)] == []
     assert [p for p in let_in if not in_context(p, rules)] == []
 
@@ -98,7 +115,7 @@ def test_serve_runtime_contract() -> None:
 def healthcheck_argv() -> list[str]:
     """The image's HEALTHCHECK command, with `python` being this interpreter."""
     text = final(SERVE).all("HEALTHCHECK")[0].args
-    argv = json.loads(text[text.index("CMD") + 3:].strip())
+    argv = json.loads(text[text.index("CMD") + 3 :].strip())
     assert argv[0] == "python"
     return [sys.executable, *argv[1:]]
 
@@ -113,8 +130,14 @@ def test_healthcheck_command_passes_against_the_running_service_and_fails_withou
     from tests.service.modelgen import write_rgb_model
 
     port = free_port()
-    env = {**os.environ, "MODEL_PATH": str(write_rgb_model(tmp_path / "model.onnx")), "HOST": "127.0.0.1",
-           "PORT": str(port), "INTRA_OP_THREADS": "1", "LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "MODEL_PATH": str(write_rgb_model(tmp_path / "model.onnx")),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "INTRA_OP_THREADS": "1",
+        "LOG_LEVEL": "warning",
+    }
     assert subprocess.run(healthcheck_argv(), env=env, capture_output=True).returncode != 0  # nothing listens yet
     server = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
     try:

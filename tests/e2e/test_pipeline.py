@@ -53,8 +53,9 @@ def test_served_answer_equals_pytorch(pipeline: dict[str, Path]) -> None:
     with TestClient(create_app(settings)) as client:
         for image in images:
             labels, probs = torch_probabilities(pipeline["run"] / "best.pt", image)
-            r = client.post("/predict", files={"file": (image.name, image.read_bytes(), "image/jpg")},
-                            params={"top_k": len(labels)})
+            r = client.post(
+                "/predict", files={"file": (image.name, image.read_bytes(), "image/jpg")}, params={"top_k": len(labels)}
+            )
             assert r.status_code == 200, r.text
             served = {x["label"]: x["score"] for x in r.json()["top_k"]}
             assert r.json()["label"] == labels[int(probs.argmax())]

@@ -84,8 +84,9 @@ def test_int8_model_is_servable_and_carries_its_figures(artifact: dict[str, Any]
 
 def test_fp16_model_keeps_float32_io_and_is_servable(artifact: dict[str, Any], checkpoint: Path) -> None:
     proto = onnx.load(str(artifact["out"] / "model.fp16.onnx"))
-    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input,
-                                                                                 *proto.graph.output])
+    assert all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input, *proto.graph.output]
+    )
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
     fp16 = load_model(artifact["out"] / "model.fp16.onnx", threads=1)
     assert fp16.contract.model["precision"] == "fp16"

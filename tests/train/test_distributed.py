@@ -30,15 +30,40 @@ from train.transforms import eval_transform  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-ARGS = ["--data", "synthetic", "--synthetic-per-class", "16", "--img-size", "32", "--epochs", "4",
-        "--no-progress", "--workers", "0", "--scan-workers", "1"]
+ARGS = [
+    "--data",
+    "synthetic",
+    "--synthetic-per-class",
+    "16",
+    "--img-size",
+    "32",
+    "--epochs",
+    "4",
+    "--no-progress",
+    "--workers",
+    "0",
+    "--scan-workers",
+    "1",
+]
 
 
 def _torchrun(out: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "train", *ARGS, "--out", str(out), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "train",
+        *ARGS,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
 
 
@@ -65,5 +90,9 @@ def test_torchrun_two_processes_agree_with_one(tmp_path: Path) -> None:
     assert ddp["test"]["n"] == single["test"]["n"] == 20  # every test image counted once, none padded
     assert ddp["test"]["confusion_matrix"] == _evaluate_alone(tmp_path / "ddp")
     assert ddp["test_accuracy"] >= 0.5 and single["test_accuracy"] >= 0.5  # chance is 0.1
-    assert sorted(p.name for p in (tmp_path / "ddp").glob("*.p*")) == ["best.pt", "confusion.png", "curves.png",
-                                                                      "last.pt"]
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("*.p*")) == [
+        "best.pt",
+        "confusion.png",
+        "curves.png",
+        "last.pt",
+    ]

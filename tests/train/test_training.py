@@ -66,7 +66,24 @@ def test_bad_files_are_counted_in_the_report(tmp_path: Path) -> None:
     (root / "red" / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (root / "green" / "empty.jpg").write_bytes(b"")
     (root / "blue" / "notes.jpg").write_text("plain text\n")
-    report = train(parse_config(["--data", str(root), "--out", str(tmp_path / "run"), "--arch", "tinycnn",
-                                 "--weights", "none", "--img-size", "32", "--epochs", "1", *FAST]))
+    report = train(
+        parse_config(
+            [
+                "--data",
+                str(root),
+                "--out",
+                str(tmp_path / "run"),
+                "--arch",
+                "tinycnn",
+                "--weights",
+                "none",
+                "--img-size",
+                "32",
+                "--epochs",
+                "1",
+                *FAST,
+            ]
+        )
+    )
     assert report["skipped_files"] == 3 and len(report["skipped"]) == 3
     assert report["labels"] == ["blue", "green", "red"] and report["test_images"] == 3
