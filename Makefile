@@ -52,8 +52,10 @@ test-full:
 test-serve:  ## the service tests again, in the torch-free environment
 	SERVE_ONLY=1 $(SPY) -m pytest tests/service
 
-lint: venv  ## ruff
+lint: venv  ## ruff (rules and formatting) and mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 train: venv  ## train on Animals-10: make train DATA=data/animals10 OUT=runs/animals10
 	$(PY) -m train --data $(DATA) --out $(or $(OUT),runs/animals10)

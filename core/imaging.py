@@ -30,8 +30,9 @@ try:  # HEIC/HEIF from phones; optional so training does not need it
     import pillow_heif
 
     pillow_heif.register_heif_opener()
+    HEIF = True
 except ImportError:  # pragma: no cover - depends on the environment
-    pillow_heif = None
+    HEIF = False
 
 Image.init()
 # EPS would shell out to Ghostscript and PDF/PS are documents: never open them.

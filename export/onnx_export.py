@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -23,7 +24,7 @@ def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int 
     batch = torch.export.Dim("batch", min=1, max=4096)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
-        kwargs = {"opset_version": opset} if opset else {}
+        kwargs: dict[str, Any] = {"opset_version": opset} if opset else {}
         torch.onnx.export(
             model,
             (example,),

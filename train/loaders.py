@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subset
@@ -66,11 +67,11 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 def make_loaders(cfg: TrainConfig, data: SplitData, spec: PreprocessSpec, info: Dist, device: torch.device) -> Loaders:
     workers = cfg.workers if cfg.workers >= 0 else default_workers(info)
-    common = {"batch_size": cfg.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
+    common: dict[str, Any] = {"batch_size": cfg.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
     gen = torch.Generator().manual_seed(cfg.seed)
     source = source_for(cfg.data)
     train_ds = source.dataset(data, "train", train_transform(spec, cfg.rotation, cfg.hflip, cfg.crop_scale))
-    sampler = (
+    sampler: DistributedSampler | None = (
         DistributedSampler(train_ds, info.world_size, info.rank, shuffle=True, seed=cfg.seed) if info.enabled else None
     )
     # Train workers are not persistent: fresh worker seeds every epoch keep --resume exact.

@@ -46,8 +46,9 @@ def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
             return model
         if isinstance(parent, nn.Sequential):
             for idx in range(len(parent) - 1, -1, -1):
-                if isinstance(parent[idx], nn.Linear):
-                    parent[idx] = nn.Linear(parent[idx].in_features, num_classes)
+                layer = parent[idx]
+                if isinstance(layer, nn.Linear):
+                    parent[idx] = nn.Linear(layer.in_features, num_classes)
                     return model
     raise ValueError(f"do not know where the classifier head of {type(model).__name__} is")
 
@@ -61,16 +62,16 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
             new = nn.Conv2d(
                 in_channels,
                 module.out_channels,
-                module.kernel_size,
-                module.stride,
-                module.padding,
-                module.dilation,
+                module.kernel_size,  # type: ignore[arg-type]  # a 2-tuple on a Conv2d
+                module.stride,  # type: ignore[arg-type]
+                module.padding,  # type: ignore[arg-type]
+                module.dilation,  # type: ignore[arg-type]
                 module.groups,
                 module.bias is not None,
             )
             with torch.no_grad():
                 new.weight.copy_(module.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
-                if module.bias is not None:
+                if module.bias is not None and new.bias is not None:
                     new.bias.copy_(module.bias)
             new.requires_grad_(module.weight.requires_grad)  # frozen features stay frozen
             parent_name, _, attr = name.rpartition(".")

@@ -74,7 +74,9 @@ def build_trainee(cfg: TrainConfig, data: SplitData, prec: Precision, info: Dist
         log.warning("--weights none without --finetune trains only the head on random features; add --finetune")
     in_channels = 1 if data.color == "L" else 3
     model = build_model(cfg.arch, len(data.labels), in_channels, cfg.weights, freeze_features=not cfg.finetune)
-    model = model.to(prec.device, memory_format=torch.channels_last if prec.channels_last else torch.preserve_format)
+    model = model.to(prec.device)
+    if prec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     device_ids = [prec.device.index] if prec.device.type == "cuda" else None
     wrapped = DistributedDataParallel(model, device_ids=device_ids) if info.enabled else model
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)

@@ -59,6 +59,7 @@ def test_dockerignore_keeps_data_runs_venvs_and_git_out_and_lets_models_in() -> 
         "deploy/ec2/launch.sh",
     ]
     let_in = [
+        "core/imaging.py",
         "service/app.py",
         "service/routes/health.py",
         "train/run.py",
@@ -95,7 +96,7 @@ def test_serve_final_stage_has_no_compilers_and_copies_venv_and_service_only() -
     runs = " ".join(i.args for i in runtime.all("RUN"))
     for forbidden in ("apt-get", "apk ", "gcc", "g++", "build-essential", "make ", "pip install"):
         assert forbidden not in runs, f"final stage runs {forbidden!r}"
-    assert copy_sources(runtime) == ["service/", "deploy/models"]  # deploy/models: the MODEL default
+    assert copy_sources(runtime) == ["core/", "service/", "deploy/models"]  # deploy/models: the MODEL default
     from_builder = [i.argv() for i in runtime.all("COPY") if "--from=builder" in i.args]
     assert from_builder == [["--from=builder", "/opt/venv", "/opt/venv"]]
 
