@@ -159,7 +159,8 @@ def test_train_image_contract() -> None:
     assert stage.all("ENTRYPOINT")[-1].argv() == ["python", "-m", "train"]
     volumes = set(stage.all("VOLUME")[-1].argv())
     assert {"/data", "/runs", "/artifacts"} <= volumes
-    assert {"service/", "train/", "export/"} <= set(copy_sources(stage))
+    assert {"core/", "train/", "export/"} <= set(copy_sources(stage))
+    assert "service/" not in copy_sources(stage)  # training stands on core, not on the web service
     runs = " ".join(i.args for i in stage.all("RUN"))
     assert "-r requirements-train.txt" in runs
     assert not re.search(r"install[^&]*\btorch\b", runs), "torch must come from requirements-train.txt's pin"
