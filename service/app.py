@@ -11,9 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from core.imaging import DecodeOptions
-from core.model import LoadedModel, load_model
+from core.model import LoadedModel
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
+from service.instances import Instances, open_instances
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
 from service.routes import health, metrics, model_info, page, predict
@@ -22,15 +23,25 @@ from service.settings import Settings
 log = logging.getLogger("service")
 
 
-def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -> Predictor:
+def build_predictor(
+    model: LoadedModel, settings: Settings, metrics_: Metrics, instances: Instances | None = None
+) -> Predictor:
+    """The serving path on ``instances`` (every session of the plan), or on ``model`` alone."""
     options = DecodeOptions(
         max_pixels=settings.max_pixels,
         draft_shorter=model.contract.preprocess.resize_shorter if settings.jpeg_draft else None,
     )
+    models, latency = (instances.models, instances.latency) if instances else ([model], None)
     batcher = MicroBatcher(
-        model.probabilities, settings.max_batch_size, settings.batch_wait_ms, on_batch=metrics_.observe_batch
+        [m.probabilities for m in models],
+        settings.max_batch_size,
+        settings.batch_wait_ms,
+        on_batch=metrics_.observe_batch,
+        latency=latency.probabilities if latency else None,
+        on_instance=metrics_.observe_instance,
     )
-    return Predictor(model, options, settings.decoders, batcher, metrics_)
+    decoders = instances.plan.decoders if instances else settings.decoders
+    return Predictor(model, options, decoders, batcher, metrics_)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,18 +53,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings
         app.state.ready = False
-        model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
-        await run_in_threadpool(model.warm_up, s.warmup_rounds)
-        app.state.model = model
-        app.state.predictor = predictor = build_predictor(model, s, metrics_)
+        instances = await run_in_threadpool(open_instances, s)  # sized by core.sizing, warmed up
+        model = app.state.model = instances.model
+        app.state.instances = instances
+        app.state.predictor = predictor = build_predictor(model, s, metrics_, instances)
         predictor.batcher.start()
         app.state.ready = True
         log.info(
-            "model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads)",
+            "model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads in %d instance(s))",
             s.model_path,
             model.load_seconds,
             model.warmup_seconds,
-            s.threads,
+            instances.plan.inference_threads,
+            instances.plan.instances,
         )
         try:
             yield

@@ -45,6 +45,10 @@ class Metrics:
             "inference_batch_seconds", "Time per onnxruntime call", buckets=_STAGE_BUCKETS, registry=r
         )
         self.images = Counter("predict_images", "Images answered, by outcome", ["outcome"], registry=r)
+        # Scaling with the cores (issue 15): which session ran each call: "0".."N-1", or "latency".
+        self.instance_calls = Counter(
+            "inference_instance_calls", "onnxruntime calls by inference instance", ["instance"], registry=r
+        )
 
     def observe_stages(self, timing_ms: dict[str, float]) -> None:
         for stage, ms in timing_ms.items():
@@ -53,6 +57,9 @@ class Metrics:
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)
+
+    def observe_instance(self, instance: str) -> None:
+        self.instance_calls.labels(instance).inc()
 
 
 class MetricsMiddleware:

@@ -75,6 +75,13 @@ class ServingInfo(BaseModel):
     formats: list[str] = Field(description="image formats the decoder accepts, detected from the bytes")
     load_seconds: float
     warmup_seconds: float
+    # Scaling with the cores (issue 15): the layout core.sizing chose (intra_op_threads: per instance).
+    cpus: int | None = Field(None, description="CPUs the service sized itself for (the cgroup quota, else affinity)")
+    instance_threads: list[int] = Field(
+        default_factory=list, description="onnxruntime threads of each inference instance (one batch in flight each)"
+    )
+    latency_session_threads: int = Field(0, description="threads of the session for lone requests; 0 = none")
+    decode_threads: int | None = Field(None, description="threads that decode and preprocess")
 
 
 class ModelInfo(BaseModel):

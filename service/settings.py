@@ -28,10 +28,10 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         2.0, ge=0, description="longest a micro-batch waits for company, only while other requests are decoding"
     )
-    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = the CPU quota")
-    decode_threads: int = Field(
-        0, ge=0, description="threads that decode and preprocess; 0 = half the CPU quota (at least 1)"
+    intra_op_threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads per instance; 0 = sized from the CPU quota"
     )
+    decode_threads: int = Field(0, ge=0, description="threads that decode and preprocess; 0 = sized from the CPU quota")
     ort_spinning: bool = Field(
         False, description="let idle onnxruntime threads spin (burns CPU the decoder needs on small machines)"
     )
@@ -44,8 +44,18 @@ class Settings(BaseSettings):
     warmup_rounds: int = Field(2, ge=0, description="dummy inferences at startup before /readyz turns green")
     log_level: str = Field("info", description="uvicorn log level")
 
+    # Scaling with the cores (issue 15; core/sizing.py). INTRA_OP_THREADS is per instance,
+    # and INTRA_OP_THREADS / DECODE_THREADS = 0 follow the plan that core.sizing makes.
+    inference_instances: int = Field(
+        0, ge=0, description="onnxruntime sessions with their own batch in flight; 0 = sized from the CPUs and model"
+    )
+    latency_session: bool = Field(
+        True, description="with several instances, one more session on all their cores serves lone requests"
+    )
+
     @property
     def threads(self) -> int:
+        # One session's threads if it had the machine; the layout served is app.state.instances.plan.
         return self.intra_op_threads or cpu_quota()
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from core.imaging import ALLOWED_FORMATS
 from service.deps import Authorized, ModelDep, SettingsDep
@@ -12,9 +12,10 @@ router = APIRouter(tags=["model"], dependencies=[Authorized], responses=ERROR_RE
 
 
 @router.get("/v1/model")
-def describe_model(model: ModelDep, settings: SettingsDep) -> ModelInfo:
+def describe_model(model: ModelDep, settings: SettingsDep, request: Request) -> ModelInfo:
     """Labels, input spec, preprocessing, version, training and parity figures."""
     c, meta = model.contract, model.contract.model
+    plan = request.app.state.instances.plan
     return ModelInfo(
         name=meta.get("name"),
         version=meta.get("version"),
@@ -31,11 +32,15 @@ def describe_model(model: ModelDep, settings: SettingsDep) -> ModelInfo:
             max_batch_items=settings.max_batch_items,
             max_batch_size=settings.max_batch_size,
             batch_wait_ms=settings.batch_wait_ms,
-            intra_op_threads=settings.threads,
+            intra_op_threads=max(plan.instance_threads),
             jpeg_draft=settings.jpeg_draft,
             default_top_k=settings.default_top_k,
             formats=list(ALLOWED_FORMATS),
             load_seconds=round(model.load_seconds, 3),
             warmup_seconds=round(model.warmup_seconds, 3),
+            cpus=plan.cpus,
+            instance_threads=list(plan.instance_threads),
+            latency_session_threads=plan.latency_threads,
+            decode_threads=plan.decoders,
         ),
     )
