@@ -368,3 +368,14 @@ def test_stop_answers_batches_in_flight() -> None:
 
     out = run(main())
     assert all(not isinstance(o, BaseException) for o in out)  # finished, not dropped
+
+
+def test_the_benchmarks_raw_sweep_names_its_winner(conv_model_path: Path) -> None:
+    """bench.serve_bench's fair ceiling: every layout at every batch size, the best marked, latency from 1 x all."""
+    from bench.serve_bench import raw_sweep
+
+    raw = raw_sweep(conv_model_path, [(2,), (1, 1)], [1, 4], 0.05)
+    assert [(r["name"], r["batch"]) for r in raw["rows"]] == [("1x2", 1), ("1x2", 4), ("2x1", 1), ("2x1", 4)]
+    assert raw["best"]["img_per_s"] == max(r["img_per_s"] for r in raw["rows"])
+    assert raw["single"]["name"] == "1x2" and raw["single"]["batch"] == 1
+    assert all(r["img_per_s"] > 0 and r["median_ms"] > 0 for r in raw["rows"])
