@@ -97,8 +97,8 @@ def layout_name(layout: tuple[int, ...] | list[int]) -> str:
     return f"{len(layout)}x{layout[0]}" if len(set(layout)) == 1 else "+".join(map(str, layout))
 
 
-def run_at_once(models: list[Any], x: np.ndarray, seconds: float) -> tuple[list[float], float]:
-    """Every session loops on ``x`` on its own thread for ``seconds``: each call's time, and the wall time."""
+def run_at_once(models: list[Any], x: np.ndarray, seconds: float) -> tuple[list[float], float, float]:
+    """Every session loops on ``x`` on its own thread for ``seconds``: each call's time, wall and CPU seconds."""
     import threading
 
     times: list[list[float]] = [[] for _ in models]
@@ -116,10 +116,10 @@ def run_at_once(models: list[Any], x: np.ndarray, seconds: float) -> tuple[list[
     for t in workers:
         t.start()
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), own_cpu_seconds()
     for t in workers:
         t.join()
-    return [t for per in times for t in per], time.perf_counter() - start
+    return [t for per in times for t in per], time.perf_counter() - start, own_cpu_seconds() - cpu0
 
 
 def raw_layout(model_path: Path, layout: tuple[int, ...], batch_sizes: list[int], seconds: float) -> list[dict]:
@@ -134,7 +134,7 @@ def raw_layout(model_path: Path, layout: tuple[int, ...], batch_sizes: list[int]
         for m in models:
             m.warm_up(1)
             m.logits(x)  # the arena grows to this batch before timing
-        calls, wall = run_at_once(models, x, seconds)
+        calls, wall, cpu = run_at_once(models, x, seconds)
         rows.append(
             {
                 "layout": list(layout),
@@ -142,6 +142,7 @@ def raw_layout(model_path: Path, layout: tuple[int, ...], batch_sizes: list[int]
                 "batch": n,
                 "img_per_s": n * len(calls) / wall,
                 "median_ms": statistics.median(calls) * 1e3,
+                "cpu_ms_per_img": cpu / (n * len(calls)) * 1e3,
             }
         )
     return rows
@@ -322,11 +323,14 @@ def draft_agreement(model_path: Path, threads: int, n: int) -> dict[str, Any]:
 
 def report_raw(raw: dict[str, Any]) -> None:
     print("\nraw onnxruntime on ready tensors, every layout the service may use (all sessions running at once):\n")
-    print("| sessions x threads | batch | img/s | median ms per call |")
-    print("|---|---:|---:|---:|")
+    print("| sessions x threads | batch | img/s | median ms per call | CPU ms/img |")
+    print("|---|---:|---:|---:|---:|")
     for r in raw["rows"]:
         mark = " **best**" if r is raw["best"] else ""
-        print(f"| {r['name']}{mark} | {r['batch']} | {r['img_per_s']:.1f} | {r['median_ms']:.1f} |")
+        print(
+            f"| {r['name']}{mark} | {r['batch']} | {r['img_per_s']:.1f} | {r['median_ms']:.1f} "
+            f"| {r['cpu_ms_per_img']:.1f} |"
+        )
     best = raw["best"]
     print(
         f"\nraw ceiling: {best['img_per_s']:.1f} img/s ({best['name']} at batch {best['batch']}); "
@@ -368,6 +372,13 @@ def report_service(raw: dict[str, Any], service: list[dict[str, Any]], ready_s: 
     print(
         f"c={sat['concurrency']} p99 / p50 = {sat['p99_ms']:.1f} / {sat['p50_ms']:.1f} ms = "
         f"{sat['p99_ms'] / sat['p50_ms']:.2f} (target <= 2)"
+    )
+    raw_cpu = min(r["cpu_ms_per_img"] for r in raw["rows"])
+    print(
+        f"CPU per image at c={sat['concurrency']}: service {sat['server_cpu_ms_per_img']:.1f} ms vs raw "
+        f"{raw_cpu:.1f} ms (its most frugal layout) = {raw_cpu / sat['server_cpu_ms_per_img']:.2f}x: the ratio "
+        "the service reaches with the load generator on another machine; other load on a shared machine moves "
+        "it less than the wall-clock ratio"
     )
 
 
