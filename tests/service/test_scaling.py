@@ -379,3 +379,20 @@ def test_the_benchmarks_raw_sweep_names_its_winner(conv_model_path: Path) -> Non
     assert raw["best"]["img_per_s"] == max(r["img_per_s"] for r in raw["rows"])
     assert raw["single"]["name"] == "1x2" and raw["single"]["batch"] == 1
     assert all(r["img_per_s"] > 0 and r["median_ms"] > 0 for r in raw["rows"])
+
+
+def test_the_sizing_table_in_the_docs_is_what_the_function_picks() -> None:
+    text = (ROOT / "docs" / "service.md").read_text()
+    section = text[text.index("## Scaling with the cores") :]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert len(rows) >= 6
+    for row in rows:
+        cpus, cost, decoders, instances, lone = (c.strip() for c in row.strip("|").split("|"))
+        # "any", "100 (VGG16 INT8)", "100 (VGG16 INT8) or 300 (FP32)"
+        costs = [None, LIGHT_MS, INT8_VGG16_MS] if cost == "any" else [float(c.split()[0]) for c in cost.split(" or ")]
+        n, each = int(instances.split()[0]), instances.split("(")[1].rstrip(")")
+        threads = (int(each.split()[0]),) * n if "each" in each else tuple(int(t) for t in each.split("+"))
+        for ms in costs:
+            plan = plan_serving(int(cpus), ms)
+            assert (plan.instance_threads, plan.decoders) == (threads, int(decoders)), row
+            assert plan.latency_threads == (0 if lone == "none" else int(lone)), row
