@@ -65,9 +65,13 @@ class MicroBatcher:
         self._idle = list(range(len(self._instances)))[::-1]  # instances with no batch in flight
         self._freed = asyncio.Event()  # an instance finished its batch
         self._in_flight: set[asyncio.Task[None]] = set()
-        n = len(self._instances)
-        self._executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="infer")
+        self._executor = ThreadPoolExecutor(max_workers=len(self._instances), thread_name_prefix="infer")
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def instances(self) -> int:
+        """Inference instances, each with at most one batch in flight."""
+        return len(self._instances)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
