@@ -2,9 +2,9 @@
 
     python -m bench.instance_memory --model artifacts/NAME/model.onnx [--sessions 3] [--batch 8]
 
-Each session is opened as the service opens its instances, then runs batch 1
-and batch ``--batch`` (its arena grows to the largest batch it has run, and
-keeps that memory). The first session also pays for onnxruntime itself; the
+Each session is opened as the service opens its instances, then runs every
+batch size from 1 to ``--batch``, as an instance does over time under load (its
+arena grows with the batches it has run, and keeps that memory). The first session also pays for onnxruntime itself; the
 delta per added session is what one more instance (or the latency session)
 costs. Prints numbers; asserts nothing.
 """
@@ -28,11 +28,11 @@ def rss_mb() -> float:
 
 
 def add_session(path: Path, threads: int, batch: int) -> tuple[LoadedModel, float, float]:
-    """Open one more session; resident MB added by opening it, and by running batch 1 and ``batch``."""
+    """Open one more session; resident MB added by opening it, and by running batches 1 .. ``batch``."""
     before = rss_mb()
     model = load_model(path, threads)
     opened = rss_mb()
-    for n in sorted({1, batch}):
+    for n in range(1, batch + 1):
         model.logits(np.zeros((n, *model.input_shape), dtype=np.float32))
     return model, opened - before, rss_mb() - before
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     start = rss_mb()
     print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB), process at {start:.0f} MB resident")
-    print(f"| session | opened: + MB | after batch 1 and {args.batch}: + MB | process MB |")
+    print(f"| session | opened: + MB | after batches 1..{args.batch}: + MB | process MB |")
     print("|---:|---:|---:|---:|")
     keep, added = [], []
     for i in range(1, args.sessions + 1):
