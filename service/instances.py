@@ -52,8 +52,8 @@ def rss_mb() -> float:
 
 
 def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
-    """Open and warm up every session of the plan for ``cpus`` (default: the CPU quota)."""
-    s, cpus = settings, cpus or cpu_quota()
+    """Open and warm up every session of the plan for ``cpus`` (default: ``CPUS``, else the CPU quota)."""
+    s, cpus = settings, cpus or settings.cpus or cpu_quota()
     start, rss0 = time.perf_counter(), rss_mb()
     providers = s.providers.split(",")
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     latency_session: bool = Field(
         True, description="with several instances, one more session on all their cores serves lone requests"
     )
+    cpus: int = Field(0, ge=0, description="CPUs to size for; 0 = the cgroup CPU quota, else the affinity mask")
 
     @property
     def threads(self) -> int:

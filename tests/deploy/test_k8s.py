@@ -118,7 +118,7 @@ def test_probes_hit_the_service_health_routes_on_the_declared_port() -> None:
 def test_onnxruntime_threads_follow_the_cpu_limit() -> None:
     c = container(deployment())
     env = {e["name"]: e for e in c["env"]}
-    ref = env["INTRA_OP_THREADS"]["valueFrom"]["resourceFieldRef"]
+    ref = env["CPUS"]["valueFrom"]["resourceFieldRef"]  # what the service sizes its instances for
     assert (ref["containerName"], ref["resource"]) == (c["name"], "limits.cpu")
     # requests == limits: the pod gets the CPUs its threads assume.
     assert c["resources"]["requests"]["cpu"] == c["resources"]["limits"]["cpu"]

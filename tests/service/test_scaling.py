@@ -209,7 +209,7 @@ def test_sessions_with_any_thread_split_compute_the_same(conv_model_path: Path) 
 
 def test_open_instances_for_a_simulated_sixteen_cpu_box(conv_model_path: Path) -> None:
     """What a 16-CPU machine would open, really opened here: the plan's instances plus the latency session."""
-    instances = open_instances(Settings(model_path=conv_model_path), cpus=16)
+    instances = open_instances(Settings(model_path=conv_model_path, cpus=16))  # CPUS=16, as a 16-CPU pod sets it
     plan = instances.plan
     assert plan.cpus == 16 and plan.instances >= 2 and plan.inference_threads + plan.decoders == 16
     assert instances.infer_cpu_ms is not None and instances.infer_cpu_ms > 0  # measured, so the share is sized
