@@ -11,6 +11,8 @@ Keys may be added to the JSON; the ones parsed here keep their meaning.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, cast
 
@@ -158,26 +160,69 @@ class ModelContract:
 def parse_contract(text: str) -> ModelContract:
     """Parse and validate the contract JSON; raise ``ContractError`` saying what is wrong."""
     try:
-        contract = ModelContract.from_dict(json.loads(text))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or not isinstance(doc.get("labels"), list):
+            raise TypeError("expected a JSON object whose labels is a list of names")
+        contract = ModelContract.from_dict(doc)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
         raise ContractError(f"malformed {METADATA_KEY} metadata: {exc!r}") from exc
     validate(contract)
     return contract
 
 
+OUTPUT_KINDS = ("logits", "probabilities")  # what ``LoadedModel.probabilities`` knows how to read
+MAX_SIDE = 16384  # no image model takes more; a bigger number is a typo that would allocate gigabytes
+
+
 def validate(c: ModelContract) -> None:
-    """Refuse a contract the preprocessing rule cannot follow."""
+    """Refuse a contract the preprocessing rule cannot follow or the service could not answer with."""
     if not c.labels:
         raise ContractError("labels is empty")
+    _check_labels(c.labels)
     if c.input.color not in ("RGB", "L"):
         raise ContractError(f"input.color must be RGB or L, got {c.input.color!r}")
     if c.input.layout != "NCHW" or c.input.dtype != "float32":
         raise ContractError("only NCHW float32 inputs are supported")
+    _check_side("input.height", c.input.height)
+    _check_side("input.width", c.input.width)
     if len(c.preprocess.mean) != c.input.channels or len(c.preprocess.std) != c.input.channels:
         raise ContractError("preprocess mean/std must have one value per input channel")
+    if not all(math.isfinite(v) for v in (*c.preprocess.mean, *c.preprocess.std, c.preprocess.scale)):
+        raise ContractError("preprocess mean, std and scale must be finite numbers")
     if any(s <= 0 for s in c.preprocess.std):
         raise ContractError("preprocess std must be positive")
+    if c.preprocess.scale <= 0:
+        raise ContractError(f"preprocess.scale must be positive, got {c.preprocess.scale}")
     if c.preprocess.crop != (c.input.height, c.input.width):
         raise ContractError("preprocess.crop must equal (input.height, input.width)")
+    _check_resize(c.preprocess)
     if c.preprocess.interpolation != "bilinear":
         raise ContractError(f"unsupported interpolation {c.preprocess.interpolation!r}")
+    if not c.output.name:
+        raise ContractError("output.name is empty")
+    if c.output.kind not in OUTPUT_KINDS:
+        raise ContractError(f"output.kind must be one of {', '.join(OUTPUT_KINDS)}, got {c.output.kind!r}")
+
+
+def _check_labels(labels: tuple[str, ...]) -> None:
+    blank = [i for i, label in enumerate(labels) if not label.strip()]
+    if blank:
+        raise ContractError(f"labels must be non-empty names; label {blank[0]} is blank")
+    repeated = sorted(label for label, n in Counter(labels).items() if n > 1)
+    if repeated:
+        raise ContractError(f"labels must be unique; {repeated} appear more than once")
+
+
+def _check_side(name: str, value: int) -> None:
+    if not 0 < value <= MAX_SIDE:
+        raise ContractError(f"{name} must be between 1 and {MAX_SIDE}, got {value}")
+
+
+def _check_resize(p: PreprocessSpec) -> None:
+    """Resize(shorter) must leave room for the crop, or every image would be padded with black."""
+    _check_side("preprocess.resize_shorter", p.resize_shorter)
+    if p.resize_shorter < max(p.crop):
+        raise ContractError(
+            f"preprocess.resize_shorter ({p.resize_shorter}) is smaller than the crop {list(p.crop)}: "
+            "every image would be padded"
+        )

@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import torch
 
+from core.checksum import sidecar, write_sidecar
 from core.contract import ModelContract
 from core.imaging import image_tensor
 from core.runtime import open_session
@@ -231,11 +232,18 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
 
 
 def commit(stage: Path, out: Path) -> None:
-    """Move the staged files into ``out``; drop variants a previous export left that this one did not make."""
+    """Move the staged files into ``out``; drop variants a previous export left that this one did not make.
+
+    Each model goes with its ``.sha256`` sidecar, which the service checks at start.
+    """
     for name in FILES.values():
+        if (stage / name).exists():
+            write_sidecar(stage / name)
+    models = [n for name in FILES.values() for n in (name, sidecar(Path(name)).name)]
+    for name in models:
         if not (stage / name).exists() and (out / name).exists():
             (out / name).unlink()
-    for name in [*FILES.values(), "export_report.json"]:
+    for name in [*models, "export_report.json"]:
         if (stage / name).exists():
             os.replace(stage / name, out / name)
 
