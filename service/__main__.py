@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uvicorn
-
+from service.app import create_app
+from service.server import run
 from service.settings import Settings
 
 
 def main() -> None:
-    settings = Settings()
-    uvicorn.run("service.app:app", host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)
+    run(create_app(Settings()))
 
 
 if __name__ == "__main__":

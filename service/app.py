@@ -14,15 +14,19 @@ from core.imaging import DecodeOptions
 from core.model import LoadedModel, load_model
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
+from service.guards import install_admission, install_outer_guards
+from service.lanes import DecodeLanes
+from service.memory import MemoryBudget
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
 from service.routes import health, metrics, model_info, page, predict
 from service.settings import Settings
+from service.startup import check_file, check_outputs
 
 log = logging.getLogger("service")
 
 
-def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -> Predictor:
+def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics, budget: MemoryBudget) -> Predictor:
     options = DecodeOptions(
         max_pixels=settings.max_pixels,
         draft_shorter=model.contract.preprocess.resize_shorter if settings.jpeg_draft else None,
@@ -30,7 +34,8 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
     batcher = MicroBatcher(
         model.probabilities, settings.max_batch_size, settings.batch_wait_ms, on_batch=metrics_.observe_batch
     )
-    return Predictor(model, options, settings.decoders, batcher, metrics_)
+    lanes = DecodeLanes(settings.decoders, settings.large_image_pixels, budget)
+    return Predictor(model, options, lanes, batcher, metrics_)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,10 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings
         app.state.ready = False
+        await run_in_threadpool(check_file, s.model_path, s.model_sha256)
         model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
+        await run_in_threadpool(check_outputs, model, min(2, s.max_batch_size))
         await run_in_threadpool(model.warm_up, s.warmup_rounds)
         app.state.model = model
-        app.state.predictor = predictor = build_predictor(model, s, metrics_)
+        app.state.predictor = predictor = build_predictor(model, s, metrics_, app.state.memory)
         predictor.batcher.start()
         app.state.ready = True
         log.info(
@@ -72,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics_
     install_error_handlers(app)
+    install_admission(app, settings, metrics_)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
         app.add_middleware(
@@ -81,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key", "Authorization"],
             max_age=600,
         )
+    install_outer_guards(app, metrics_)
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
     for module in (page, health, metrics, model_info, predict):
         app.include_router(module.router)

@@ -29,10 +29,15 @@ class Inferred:
     batch_size: int  # how many requests shared it
 
 
+class DeadlineExceeded(Exception):
+    """The request's deadline passed while its tensor waited: it is dropped, not inferred."""
+
+
 @dataclass
 class _Job:
     tensor: np.ndarray  # (C, H, W) float32
     future: asyncio.Future[Inferred]
+    deadline: float | None = None  # time.monotonic(); past it the job is dropped before inference
 
 
 class MicroBatcher:
@@ -76,10 +81,14 @@ class MicroBatcher:
             self._expected -= n
             self._arrived.set()
 
-    async def submit(self, tensor: np.ndarray) -> Inferred:
-        """One (C, H, W) tensor in, its row of the model's output (and what the call cost) out."""
+    async def submit(self, tensor: np.ndarray, deadline: float | None = None) -> Inferred:
+        """One (C, H, W) tensor in, its row of the model's output (and what the call cost) out.
+
+        Past ``deadline`` (``time.monotonic()``) the job is dropped with ``DeadlineExceeded``; a
+        cancelled caller's job (its client left) is dropped too: no inference is spent on either.
+        """
         future: asyncio.Future[Inferred] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(tensor, future))
+        self._queue.put_nowait(_Job(tensor, future, deadline))
         self._arrived.set()
         return await future
 
@@ -109,7 +118,11 @@ class MicroBatcher:
         return self._infer(np.stack(tensors))  # (N, C, H, W): even the copy stays off the event loop
 
     async def _dispatch(self, jobs: list[_Job]) -> None:
-        jobs = [j for j in jobs if not j.future.cancelled()]
+        now = time.monotonic()
+        for j in jobs:
+            if j.deadline is not None and j.deadline < now and not j.future.done():
+                j.future.set_exception(DeadlineExceeded())
+        jobs = [j for j in jobs if not j.future.done()]
         if not jobs:
             return
         tensors = [j.tensor for j in jobs]

@@ -18,14 +18,17 @@ def get_settings(request: Request) -> Settings:
 
 
 def require_api_key(request: Request) -> None:
-    """401 unless the request carries API_KEY as ``X-API-Key`` or ``Authorization: Bearer``."""
+    """401 unless the request carries API_KEY as ``X-API-Key`` or ``Authorization: Bearer``.
+
+    A non-empty ``X-API-Key`` is the one checked; an empty or absent one defers to the Bearer token.
+    """
     expected = request.app.state.settings.api_key
-    if not expected:
+    if expected is None:
         return
-    given = request.headers.get("x-api-key")
+    given = request.headers.get("x-api-key", "").strip() or None
     if given is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else None
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(
             401,

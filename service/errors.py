@@ -28,6 +28,14 @@ class ApiError(ClassifierError):
         self.status, self.code, self.headers = status, code, headers
 
 
+class Overloaded(ApiError):
+    """A request shed to protect the service: 503 with ``Retry-After``; ``reason`` labels the metric."""
+
+    def __init__(self, reason: str, message: str, retry_after: int = 1) -> None:
+        super().__init__(503, "overloaded", message, {"Retry-After": str(max(1, retry_after))})
+        self.reason = reason
+
+
 # Domain errors by class; the most specific class wins. Everything else a client sent is a 400.
 _STATUS: dict[type[ClassifierError], int] = {NotAnImage: 415, ImageTooLarge: 413}
 

@@ -45,10 +45,49 @@ class Metrics:
             "inference_batch_seconds", "Time per onnxruntime call", buckets=_STAGE_BUCKETS, registry=r
         )
         self.images = Counter("predict_images", "Images answered, by outcome", ["outcome"], registry=r)
+        # Admission control, memory budget, connection guards, drain (service/admission.py, memory.py,
+        # connections.py, drain.py); the alert rules build on these names.
+        self.shed = Counter(
+            "requests_shed", "Requests refused to protect the service, by reason", ["reason"], registry=r
+        )
+        self.admitted = Gauge("admission_in_flight", "Predict requests admitted and being served", registry=r)
+        self.queued = Gauge("admission_queue_depth", "Predict requests waiting for a slot", registry=r)
+        self.skipped = Counter(
+            "inferences_skipped",
+            "Images dropped before inference, by reason (client_gone, deadline)",
+            ["reason"],
+            registry=r,
+        )
+        self.memory_in_use = Gauge(
+            "memory_budget_bytes_in_use", "Bytes of the memory budget held by bodies and decodes", registry=r
+        )
+        self.memory_budget = Gauge("memory_budget_bytes", "The memory budget (MEMORY_BUDGET_BYTES)", registry=r)
+        self.connection_timeouts = Counter(
+            "connection_timeouts",
+            "Connections closed for slowness, by phase (idle, header, body)",
+            ["phase"],
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "connections_refused", "Connections answered 503 past MAX_CONNECTIONS", registry=r
+        )
+        self.lingering_closes = Counter(
+            "lingering_closes", "Early answers after which the unread body was drained before closing", registry=r
+        )
+        self.draining = Gauge("draining", "1 from SIGTERM until exit: /readyz answers 503", registry=r)
 
     def observe_stages(self, timing_ms: dict[str, float]) -> None:
         for stage, ms in timing_ms.items():
             self.stage.labels(stage).observe(ms / 1000.0)
+
+    def count_connection_event(self, what: str, label: str = "") -> None:
+        """Called by the connection guards (service/connections.py), outside any request."""
+        if what == "timeouts":
+            self.connection_timeouts.labels(label).inc()
+        elif what == "connections_refused":
+            self.connections_refused.inc()
+        elif what == "lingering_closes":
+            self.lingering_closes.inc()
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import ClassifierError, ImageRejected, UndecodableImage
 from core.imaging import DecodeOptions, load_image, preprocess
 from core.model import LoadedModel
-from service.batcher import MicroBatcher
-from service.errors import error_body
+from service.admission import current_deadline
+from service.batcher import DeadlineExceeded, Inferred, MicroBatcher
+from service.errors import Overloaded, error_body
 from service.metrics import Metrics
 from service.schemas import ErrorBody, ModelRef, Prediction, ScoredLabel
+
+if TYPE_CHECKING:
+    from service.lanes import DecodeLanes
 
 log = logging.getLogger("service")
 
@@ -65,29 +69,31 @@ def answer(model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, f
 
 
 class Predictor:
-    """The serving path: a decode pool, the micro-batcher, and the metrics they feed."""
+    """The serving path: the decode lanes, the micro-batcher, and the metrics they feed."""
 
     def __init__(
-        self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher, metrics: Metrics
+        self, model: LoadedModel, options: DecodeOptions, lanes: DecodeLanes, batcher: MicroBatcher, metrics: Metrics
     ) -> None:
         self.model, self.options, self.batcher, self.metrics = model, options, batcher, metrics
-        self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode")
+        self.lanes = lanes
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.lanes.close()
 
     async def predict(self, data: bytes, k: int) -> Prediction:
         """One image; raises ``ImageRejected`` for bad input (mapped to 4xx by the app)."""
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
         try:
             with self.batcher.expect():
-                prepared = await loop.run_in_executor(self._pool, prepare, self.model, data, self.options)
+                prepared = await self.lanes.prepare(self.model, data, self.options)
         except ImageRejected as exc:
             self.metrics.images.labels(exc.code).inc()
             raise
+        except (asyncio.CancelledError, Overloaded) as exc:  # the client left, or the deadline passed
+            self.metrics.skipped.labels("client_gone" if isinstance(exc, asyncio.CancelledError) else "deadline").inc()
+            raise
         t0 = time.perf_counter()
-        inferred = await self.batcher.submit(prepared.tensor)  # the batcher runs model.probabilities
+        inferred = await self._infer(prepared.tensor)  # the batcher runs model.probabilities
         t1 = time.perf_counter()
         timing = {
             **prepared.timing_ms,
@@ -98,6 +104,17 @@ class Predictor:
         self.metrics.observe_stages({k_: timing[k_] for k_ in ("decode", "preprocess", "queue", "inference")})
         self.metrics.images.labels("ok").inc()
         return answer(self.model, inferred.row, k, timing)
+
+    async def _infer(self, tensor: np.ndarray) -> Inferred:
+        """The micro-batcher, which drops the image if its request's deadline passes or its client leaves."""
+        try:
+            return await self.batcher.submit(tensor, current_deadline())
+        except asyncio.CancelledError:
+            self.metrics.skipped.labels("client_gone").inc()
+            raise
+        except DeadlineExceeded as exc:
+            self.metrics.skipped.labels("deadline").inc()
+            raise Overloaded("deadline", "the request's deadline passed while it waited for inference; retry") from exc
 
     async def predict_many(self, items: list[bytes | ClassifierError], k: int) -> list[Prediction | ErrorBody]:
         """Several images concurrently, answers in input order; a bad item answers with its error."""

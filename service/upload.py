@@ -8,19 +8,19 @@ Multipart bodies are parsed from that same counted stream.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from core.errors import ClassifierError
+from service.admission import current_ticket
 from service.errors import ApiError
+from service.jsonbody import base64_bytes, decode_base64_bytes, parse_json_off_loop
 
 
 def _too_large(limit: int) -> ApiError:
@@ -33,15 +33,33 @@ def check_declared_length(request: Request, limit: int) -> None:
         raise _too_large(limit)
 
 
+# A body is held as it arrives and once more as the form it is parsed into (the bytes of a raw
+# body, the file of a multipart one, the text of a JSON one), so it costs twice its size.
+BODY_COPIES = 2
+
+
 async def limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    """``request.stream()`` that raises 413 the moment more than ``limit`` bytes arrived."""
+    """``request.stream()`` that raises 413 the moment more than ``limit`` bytes arrived.
+
+    The bytes are charged to the request's memory account (the declared length at once,
+    else as they stream), waiting while the server's memory budget is spent.
+    """
     check_declared_length(request, limit)
+    ticket = current_ticket()
+    account = None if ticket is None else ticket.account
+    declared = request.headers.get("content-length", "")
+    charged = int(declared) if declared.isdigit() else 0
+    if account is not None and charged:
+        await account.reserve(BODY_COPIES * charged)
     seen = 0
     try:
         async for chunk in request.stream():
             seen += len(chunk)
             if seen > limit:
                 raise _too_large(limit)
+            if account is not None and seen > charged:
+                await account.reserve(BODY_COPIES * (seen - charged))
+                charged = seen
             yield chunk
     except ClientDisconnect as exc:  # nobody will read the answer; keep it out of the 5xx counts
         raise ApiError(400, "client_disconnected", "the client went away before the body was complete") from exc
@@ -61,6 +79,7 @@ def media_type(request: Request) -> str:
 async def read_files(request: Request, limit: int, max_files: int, too_many: ApiError) -> list[bytes]:
     """Every file part of a multipart body, in order (field names do not matter)."""
     parser = MultiPartParser(request.headers, limited_stream(request, limit), max_files=max_files, max_fields=100)
+    parser.spool_max_size = limit + 1  # files stay in memory (charged above), never on a full or read-only /tmp
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -76,27 +95,16 @@ async def read_files(request: Request, limit: int, max_files: int, too_many: Api
 
 def decode_base64(value: Any, where: str) -> bytes:
     """Plain base64 (standard or URL-safe, padding optional) or a ``data:`` URI."""
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(422, "invalid_parameters", f"{where} must be a non-empty base64 string or data: URI")
-    text = value.strip()
-    if text.startswith("data:"):
-        header, sep, text = text.partition(",")
-        if not sep or ";base64" not in header:
-            raise ApiError(400, "invalid_base64", f"{where}: a data: URI must be data:image/...;base64,...")
-    text = "".join(text.split())
-    text += "=" * (-len(text) % 4)
-    try:
-        altchars = b"-_" if ("-" in text or "_" in text) else None
-        return base64.b64decode(text, altchars=altchars, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: {exc}") from exc
+    return decode_base64_bytes(base64_bytes(value, where), where)
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    try:
-        return json.loads(await read_limited(request, limit))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    """The body as JSON, parsed on a worker thread; depth, numbers and size are bounded (``jsonbody``)."""
+    body = await read_limited(request, limit)
+    ticket = current_ticket()
+    if ticket is not None and ticket.account is not None and not body.isascii():
+        await ticket.account.reserve(3 * len(body), "this JSON body")  # its text may take 4 bytes a character
+    return await parse_json_off_loop(body)
 
 
 async def read_one_image(request: Request, limit: int) -> bytes:
@@ -112,7 +120,8 @@ async def read_one_image(request: Request, limit: int) -> bytes:
         doc = await read_json(request, limit)
         if not isinstance(doc, dict) or "image" not in doc:
             raise ApiError(422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"}')
-        return decode_base64(doc["image"], "image")
+        ascii_ = base64_bytes(doc.pop("image"), "image")  # the str is let go here: one copy fewer
+        return await run_in_threadpool(decode_base64_bytes, ascii_, "image")
     return await read_limited(request, limit)
 
 
@@ -127,7 +136,7 @@ async def read_many_images(request: Request, limit: int, max_items: int) -> list
             raise ApiError(422, "invalid_parameters", 'the JSON body must be {"images": ["<base64>", ...]}')
         if len(doc["images"]) > max_items:
             raise _too_many(max_items)
-        items = [_try_base64(v, f"images[{i}]") for i, v in enumerate(doc["images"])]
+        items = await run_in_threadpool(_all_base64, doc.pop("images"))
     else:
         raise ApiError(415, "unsupported_media_type", 'send multipart/form-data files or JSON {"images": [...]}')
     if not items:
@@ -137,6 +146,10 @@ async def read_many_images(request: Request, limit: int, max_items: int) -> list
 
 def _too_many(max_items: int) -> ApiError:
     return ApiError(422, "too_many_images", f"at most {max_items} images per batch (MAX_BATCH_ITEMS)")
+
+
+def _all_base64(values: list[Any]) -> list[bytes | ClassifierError]:
+    return [_try_base64(v, f"images[{i}]") for i, v in enumerate(values)]
 
 
 def _try_base64(value: Any, where: str) -> bytes | ClassifierError:

@@ -261,18 +261,19 @@ def test_grayscale_model_answers_every_endpoint(gray_client: TestClient) -> None
         assert gray_client.get(path).status_code == 200
 
 
-def test_cors_lets_other_origins_call(client: TestClient, rgb_model_path: Path) -> None:
-    pre = client.options(
-        "/predict",
-        headers={
-            "Origin": "https://app.example",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "x-api-key",
-        },
-    )
-    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
+def test_cors_is_off_by_default_and_lets_configured_origins_call(client: TestClient, rgb_model_path: Path) -> None:
     r = client.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
-    assert r.headers["access-control-allow-origin"] == "*"
-    with make_client(rgb_model_path, cors_origins="") as same_origin_only:
-        r = same_origin_only.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
-        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # same-origin only
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key",
+    }
+    assert "access-control-allow-origin" not in client.options("/predict", headers=preflight).headers
+    with make_client(rgb_model_path, cors_origins="https://app.example") as c:
+        pre = c.options("/predict", headers=preflight)
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://app.example"
+        r = c.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        r = c.post("/predict", content=BLUE_PNG, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers

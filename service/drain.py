@@ -1,0 +1,86 @@
+"""A clean exit on SIGTERM: readiness turns 503 first, requests in flight finish, then a bounded exit.
+
+uvicorn closes its listener the moment SIGTERM arrives, so a load balancer
+still sending traffic gets refused connections and ``/readyz`` never answers
+503. Here the first SIGTERM (or SIGINT) only starts a drain: for
+``DRAIN_SECONDS`` the service keeps serving, ``/readyz`` answers 503 so load
+balancers and Kubernetes stop sending, and every answer carries
+``Connection: close`` so keep-alive clients reconnect elsewhere. Then uvicorn's
+own shutdown runs, bounded by ``SHUTDOWN_TIMEOUT_S``: requests still in flight
+after that are cancelled, whatever their clients do. A second signal skips
+the rest of the drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import FrameType
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.metrics import Metrics
+
+log = logging.getLogger("service")
+
+
+class Drain:
+    """Shared by the server (which starts it on a signal) and the app (readiness, ``Connection: close``)."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.started_at: float | None = None
+        self._metrics = metrics
+
+    @property
+    def draining(self) -> bool:
+        return self.started_at is not None
+
+    def start(self) -> None:
+        if self.started_at is None:
+            self.started_at = time.monotonic()
+            if self._metrics is not None:
+                self._metrics.draining.set(1)
+
+    def elapsed(self) -> float:
+        return 0.0 if self.started_at is None else time.monotonic() - self.started_at
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with a drain period between the signal and its shutdown."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain, self.drain_seconds = drain, drain_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain.draining or self.drain_seconds <= 0:
+            super().handle_exit(sig, frame)
+            return
+        log.info("signal %d: draining for %.1fs (/readyz answers 503), then shutting down", sig, self.drain_seconds)
+        self.drain.start()
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain.draining and self.drain.elapsed() >= self.drain_seconds:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+class DrainMiddleware:
+    """While draining, every answer says ``Connection: close``: keep-alive clients move to another instance."""
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app, self.drain = app, drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and self.drain.draining:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)

@@ -1,0 +1,46 @@
+"""Wiring of the protections (admission, memory budget, drain, security headers) into the app.
+
+Starlette runs the last middleware added first; the order, from the outside in,
+is: metrics (counts every answer, shed ones too) -> security headers -> drain
+(``Connection: close`` while draining) -> CORS (so a shed 503 still carries
+its CORS headers) -> admission -> the routes.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from core.runtime import cpu_quota
+from service.admission import Admission, AdmissionMiddleware
+from service.drain import Drain, DrainMiddleware
+from service.memory import MemoryBudget, auto_budget
+from service.metrics import Metrics
+from service.security import SecurityHeadersMiddleware
+from service.settings import Settings
+
+
+def in_flight(settings: Settings) -> int:
+    """MAX_IN_FLIGHT, or enough to fill two micro-batches and keep every core busy."""
+    return settings.max_in_flight or max(2 * settings.max_batch_size, 4 * cpu_quota())
+
+
+def install_admission(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """The innermost guard: admission and the memory budget (``app.state.admission``, ``app.state.memory``)."""
+    capacity = in_flight(settings)
+    app.state.admission = admission = Admission(capacity, settings.max_queue or 4 * capacity, metrics)
+    app.state.memory = budget = MemoryBudget(settings.memory_budget_bytes or auto_budget(), metrics)
+    app.add_middleware(
+        AdmissionMiddleware,
+        admission=admission,
+        budget=budget,
+        timeout_s=settings.request_timeout_s,
+        is_ready=lambda: bool(getattr(app.state, "ready", False)),
+        metrics=metrics,
+    )
+
+
+def install_outer_guards(app: FastAPI, metrics: Metrics) -> None:
+    """Drain and security headers, outside CORS and inside the metrics (``app.state.drain``)."""
+    app.state.drain = drain = Drain(metrics)
+    app.add_middleware(DrainMiddleware, drain=drain)
+    app.add_middleware(SecurityHeadersMiddleware)

@@ -1,0 +1,132 @@
+"""JSON bodies and the base64 strings inside them: bounded, off the event loop, few copies.
+
+``json.loads`` on a client's body can fail in ways it does not call a
+``JSONDecodeError``: 2,000 nested brackets raise ``RecursionError``, a
+5,000-digit number ``ValueError``; and on a 20 MB body it runs for a second
+or more. Here the nesting depth and the length of numbers are limited (a 400
+that says so), parsing runs on a worker thread, and the bytes, the text and
+the base64 are each let go as soon as the next form exists, so a base64 image
+is never held in more than two forms at once.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import ApiError
+
+MAX_DEPTH = 32  # our bodies nest two deep; the v2 protocol's tensors a few more
+MAX_NUMBER_CHARS = 64  # a float64 needs 24 characters; no client sends more
+# Each JSON value becomes a Python object of 30-60 bytes: 20 MB of "[0,0,0,...]" would take
+# 300 MB. Our bodies hold one or a few dozen strings; these caps keep the objects few.
+MAX_CONTAINERS = 10_000
+MAX_VALUES = 100_000
+
+_OPENERS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)  # strings (skipped) and brackets
+_BAD_BASE64 = re.compile(rb"[^A-Za-z0-9+/=\s\-_]")
+_AFTER_PADDING = re.compile(rb"=[=\s]*[^=\s]")
+_URLSAFE = re.compile(rb"[-_]")
+_STANDARD = re.compile(rb"[+/]")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_json", f"the body is not valid JSON: {message}")
+
+
+def check_shape(text: str, max_depth: int = MAX_DEPTH) -> None:
+    """400 past ``max_depth`` nested arrays/objects, or too many values; brackets inside strings do not count."""
+    openers = text.count("[") + text.count("{")
+    if openers > MAX_CONTAINERS or text.count(",") >= MAX_VALUES:
+        limits = f"{MAX_CONTAINERS:,} arrays/objects or {MAX_VALUES:,} values"
+        raise ApiError(400, "json_too_complex", f"the JSON has more than {limits}")
+    if openers <= max_depth:
+        return  # cannot be deeper than the number of openers: the usual case costs a few scans in C
+    depth = 0
+    for match in _OPENERS.finditer(text.encode("utf-8", "surrogatepass")):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                raise ApiError(400, "json_too_deep", f"the JSON nests deeper than {max_depth} levels")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def _number(kind: type[int] | type[float]) -> Any:
+    def parse(digits: str) -> int | float:
+        if len(digits) > MAX_NUMBER_CHARS:
+            raise ApiError(400, "json_number_too_long", f"a JSON number has more than {MAX_NUMBER_CHARS} characters")
+        return kind(digits)
+
+    return parse
+
+
+def _constant(name: str) -> Any:
+    raise _invalid(f"{name} is not a JSON value")
+
+
+def parse_json(body: bytes) -> Any:
+    """Bytes -> JSON value, or a 400 saying what is wrong (never RecursionError or ValueError)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _invalid(f"it is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    del body  # the caller still holds it; this frame no longer needs it
+    check_shape(text)
+    try:
+        return json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        raise _invalid(str(exc)) from exc
+    except RecursionError as exc:  # not reachable after check_shape; kept so it can never be a 500
+        raise ApiError(400, "json_too_deep", "the JSON nests too deeply") from exc
+
+
+async def parse_json_off_loop(body: bytes) -> Any:
+    """``parse_json`` on a worker thread: a 20 MB body does not stall every other request."""
+    return await run_in_threadpool(parse_json, body)
+
+
+def base64_bytes(value: Any, where: str) -> bytes:
+    """A JSON string holding base64 or a ``data:`` URI -> its ASCII bytes (the caller may then drop the str)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(422, "invalid_parameters", f"{where} must be a non-empty base64 string or data: URI")
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: non-ASCII character") from exc
+
+
+def decode_base64_bytes(data: bytes, where: str) -> bytes:
+    """Plain base64 (standard or URL-safe, padding optional, line breaks allowed) or a ``data:`` URI."""
+    start = 0
+    if data[:5].lstrip().startswith(b"data:"):
+        comma = data.find(b",", 0, 512)
+        if comma < 0 or b";base64" not in data[:comma]:
+            raise ApiError(400, "invalid_base64", f"{where}: a data: URI must be data:image/...;base64,...")
+        start = comma + 1
+    view = memoryview(data)[start:]  # no copy of a 27 MB string to skip its 23-byte prefix
+    if (bad := _BAD_BASE64.search(view)) is not None:
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: {bad.group()!r} at {bad.start()}")
+    if _AFTER_PADDING.search(view):
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: data after the '=' padding")
+    payload: bytes | memoryview = view
+    if _URLSAFE.search(view):
+        if _STANDARD.search(view):
+            raise ApiError(400, "invalid_base64", f"{where} mixes standard (+/) and URL-safe (-_) base64")
+        payload = bytes(view).translate(_FROM_URLSAFE)
+    blanks = sum(data.count(c, start) for c in (b" ", b"\t", b"\r", b"\n"))
+    chars = len(view) - blanks - data.count(b"=", start)
+    if chars % 4 == 1:
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: truncated (length {chars} mod 4 = 1)")
+    if chars % 4 and b"=" not in view:
+        payload = bytes(payload) + b"=" * (-chars % 4)  # unpadded (URL-safe encoders often are)
+    try:
+        return binascii.a2b_base64(payload)
+    except binascii.Error as exc:
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: {exc}") from exc
