@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import h11
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from service.drain import Drain
 from service.metrics import Metrics
 
 log = logging.getLogger("service")
@@ -294,3 +296,38 @@ class GuardedH11Protocol(H11Protocol):
 def guarded_protocol(limits: ConnectionLimits, metrics: Metrics | None) -> type[GuardedH11Protocol]:
     """A protocol class bound to these limits and metrics (uvicorn instantiates it per connection)."""
     return type("GuardedH11Protocol", (GuardedH11Protocol,), {"limits": limits, "metrics": metrics})
+
+
+class KeepAliveMiddleware:
+    """Says ``Connection: close`` when the connection should not be reused after this answer.
+
+    Two cases: the answer went out before the request body was read (a 413, a
+    401, a shed 503: the rest of the body is then drained by the lingering
+    close, up to its caps, instead of being parsed as the next request), and
+    the service is draining for shutdown (the client reconnects elsewhere).
+    """
+
+    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+        self.app, self.drain = app, drain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        body_done = headers.get(b"content-length", b"0") in (b"", b"0") and b"transfer-encoding" not in headers
+
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and (self.drain.draining or not body_done):
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*kept, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive_tracked, send_closing)

@@ -5,7 +5,8 @@ still sending traffic gets refused connections and ``/readyz`` never answers
 503. Here the first SIGTERM (or SIGINT) only starts a drain: for
 ``DRAIN_SECONDS`` the service keeps serving, ``/readyz`` answers 503 so load
 balancers and Kubernetes stop sending, and every answer carries
-``Connection: close`` so keep-alive clients reconnect elsewhere. Then uvicorn's
+``Connection: close`` (``service.connections.KeepAliveMiddleware``) so
+keep-alive clients reconnect elsewhere. Then uvicorn's
 own shutdown runs, bounded by ``SHUTDOWN_TIMEOUT_S``: requests still in flight
 after that are cancelled, whatever their clients do. A second signal skips
 the rest of the drain.
@@ -18,7 +19,6 @@ import time
 from types import FrameType
 
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.metrics import Metrics
 
@@ -64,23 +64,3 @@ class DrainingServer(uvicorn.Server):
         if self.drain.draining and self.drain.elapsed() >= self.drain_seconds:
             self.should_exit = True
         return await super().on_tick(counter)
-
-
-class DrainMiddleware:
-    """While draining, every answer says ``Connection: close``: keep-alive clients move to another instance."""
-
-    def __init__(self, app: ASGIApp, drain: Drain) -> None:
-        self.app, self.drain = app, drain
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.drain.draining:
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            await send(message)
-
-        await self.app(scope, receive, send_closing)

@@ -1,9 +1,9 @@
 """Wiring of the protections (admission, memory budget, drain, security headers) into the app.
 
 Starlette runs the last middleware added first; the order, from the outside in,
-is: metrics (counts every answer, shed ones too) -> security headers -> drain
-(``Connection: close`` while draining) -> CORS (so a shed 503 still carries
-its CORS headers) -> admission -> the routes.
+is: metrics (counts every answer, shed ones too) -> security headers ->
+keep-alive (``Connection: close`` after an early answer or while draining) ->
+CORS (so a shed 503 still carries its CORS headers) -> admission -> the routes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from fastapi import FastAPI
 
 from core.runtime import cpu_quota
 from service.admission import Admission, AdmissionMiddleware
-from service.drain import Drain, DrainMiddleware
+from service.connections import KeepAliveMiddleware
+from service.drain import Drain
 from service.memory import MemoryBudget, auto_budget
 from service.metrics import Metrics
 from service.security import SecurityHeadersMiddleware
@@ -40,7 +41,7 @@ def install_admission(app: FastAPI, settings: Settings, metrics: Metrics) -> Non
 
 
 def install_outer_guards(app: FastAPI, metrics: Metrics) -> None:
-    """Drain and security headers, outside CORS and inside the metrics (``app.state.drain``)."""
+    """Keep-alive decisions and security headers, outside CORS, inside the metrics (``app.state.drain``)."""
     app.state.drain = drain = Drain(metrics)
-    app.add_middleware(DrainMiddleware, drain=drain)
+    app.add_middleware(KeepAliveMiddleware, drain=drain)
     app.add_middleware(SecurityHeadersMiddleware)

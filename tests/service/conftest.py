@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
+from service.server import build_server
 from service.settings import Settings
 from tests.service.modelgen import write_gray_model, write_rgb_model, write_spatial_model
 
@@ -62,7 +62,7 @@ def serve(settings: Settings) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    server = build_server(create_app(settings), log_level="warning")  # what python -m service runs
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
