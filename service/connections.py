@@ -195,7 +195,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         """Malformed HTTP (bad request line, headers too large...): the JSON error shape, then close."""
-        self._write_and_close(error_response(400, "bad_http_request", f"{msg} (headers too large, or not HTTP/1.1)"))
+        message = "the request is not valid HTTP/1.1, or its headers are too large"
+        self._write_and_close(error_response(400, "bad_http_request", message))
 
     # --- phases and timers ---------------------------------------------------------------
     def _follow_state(self) -> None:
