@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -57,12 +58,13 @@ def gray_client(gray_model_path: Path) -> Iterator[TestClient]:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on a loopback port, in a thread; yields the base URL once ready."""
+def serve(settings: Settings | FastAPI) -> Iterator[str]:
+    """The real app (or this one) under uvicorn on a loopback port, in a thread; yields the base URL once ready."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = build_server(create_app(settings), log_level="warning")  # what python -m service runs
+    app = settings if isinstance(settings, FastAPI) else create_app(settings)
+    server = build_server(app, log_level="warning")  # what python -m service runs
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
