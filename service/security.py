@@ -27,7 +27,8 @@ COMMON = [
 ]
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 _INLINE = re.compile(rb"<(script|style)(\s[^>]*)?>(.*?)</\1\s*>", re.S | re.I)
-_SOURCES = re.compile(rb"<(script|link)\s[^>]*?(?:src|href)\s*=\s*[\"']([^\"']+)[\"'][^>]*>", re.I)
+_TAGS = re.compile(rb"<(script|link)\s([^>]*)>", re.I)
+_URL = re.compile(rb"(?:src|href)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 _INLINE_STYLE_PAGES = ("/redoc",)
 
 
@@ -37,17 +38,19 @@ def _sha256(block: bytes) -> str:
 
 def page_policy(html: bytes, path: str = "/") -> str:
     """The CSP for one HTML page: 'self', its own inline blocks by hash, the origins it names itself."""
-    scripts, styles = ["'self'"], ["'self'"]
+    scripts, styles, images = ["'self'"], ["'self'"], ["'self'", "data:", "blob:"]
     for tag, attrs, body in _INLINE.findall(html):
         if tag.lower() == b"script" and b"src=" not in (attrs or b""):
             scripts.append(_sha256(body))
         elif tag.lower() == b"style":
             styles.append(_sha256(body))
-    for tag, url in _SOURCES.findall(html):
-        origin = urlsplit(url.decode("latin-1"))
-        if origin.scheme in ("http", "https") and origin.netloc:
-            target = scripts if tag.lower() == b"script" else styles
-            target.append(f"{origin.scheme}://{origin.netloc}")
+    for tag, attrs in _TAGS.findall(html):
+        url = _URL.search(attrs)
+        origin = urlsplit(url.group(1).decode("latin-1")) if url else None
+        if origin is None or origin.scheme not in ("http", "https") or not origin.netloc:
+            continue
+        target = scripts if tag.lower() == b"script" else styles if b"stylesheet" in attrs.lower() else images
+        target.append(f"{origin.scheme}://{origin.netloc}")
     if path in _INLINE_STYLE_PAGES:
         styles = [s for s in styles if not s.startswith("'sha256-")] + ["'unsafe-inline'"]
     return "; ".join(
@@ -55,7 +58,7 @@ def page_policy(html: bytes, path: str = "/") -> str:
             "default-src 'none'",
             "script-src " + " ".join(dict.fromkeys(scripts)),
             "style-src " + " ".join(dict.fromkeys(styles)),
-            "img-src 'self' data: blob:",
+            "img-src " + " ".join(dict.fromkeys(images)),
             "font-src 'self' data:",
             "connect-src 'self'",
             "worker-src 'self' blob:",
