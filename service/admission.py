@@ -197,12 +197,20 @@ class AdmissionMiddleware:
         """Run the route as a task that is cancelled if the client disconnects once its body is in."""
         watcher: asyncio.Task[None] | None = None
         body_started: float | None = None
+        answered = False
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
-            ticket.gone.set()
-            task.cancel()
+            if not answered:  # uvicorn also says "disconnect" once the answer is out
+                ticket.gone.set()
+                task.cancel()
+
+        async def send_noting(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+            await send(message)
 
         async def receive_body() -> Message:
             nonlocal watcher, body_started
@@ -220,7 +228,7 @@ class AdmissionMiddleware:
             return message
 
         async def route() -> None:
-            await self.app(scope, receive_body, send)
+            await self.app(scope, receive_body, send_noting)
 
         task = asyncio.get_running_loop().create_task(route())
         try:

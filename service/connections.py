@@ -249,6 +249,10 @@ class GuardedH11Protocol(H11Protocol):
                 self._count("timeouts", "idle")
                 self._close_now()
         elif self._phase == "body" and self.conn.their_state is h11.SEND_BODY:
+            if self.flow.read_paused:  # the server is not reading (the app has not asked yet): not the client's fault
+                self._phase_start, self._body_bytes = now, 0
+                self._arm(self.limits.body_timeout_s)
+                return
             allowed = self.limits.body_timeout_s + self._body_bytes / self.limits.body_min_rate
             remaining = self._phase_start + allowed - now
             if remaining > 0:
