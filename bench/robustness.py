@@ -185,7 +185,15 @@ def client_for(url: str, connections: int) -> Any:
     return httpx.AsyncClient(base_url=url, limits=limits)
 
 
-async def closed_loop(url: str, forms: list[dict[str, Any]], concurrency: int, n: int, timeout: float) -> list[Outcome]:
+async def closed_loop(
+    url: str,
+    forms: list[dict[str, Any]],
+    concurrency: int,
+    n: int,
+    timeout: float,
+    until: Callable[[], bool] = lambda: False,
+) -> list[Outcome]:
+    """``concurrency`` clients sending back to back, ``n`` requests in all (or until ``until()``)."""
     out: list[Outcome] = []
     todo = iter(range(n))
 
@@ -193,6 +201,8 @@ async def closed_loop(url: str, forms: list[dict[str, Any]], concurrency: int, n
 
         async def worker() -> None:
             for i in todo:
+                if until():
+                    return
                 out.append(await post(client, "/predict", forms[i % len(forms)], timeout))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -259,6 +269,21 @@ class Context:
     capacity: float = 0.0  # images/s the service answered at c=32, measured by the closed loop
 
 
+def shed_reasons(s: Service) -> str:
+    """What the service says it shed, by reason (empty for a service without admission control)."""
+    try:
+        with urllib.request.urlopen(f"{s.url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return ""
+    reasons = {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("requests_shed_total{")
+    }
+    return "shed " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(reasons.items())) if reasons else "none shed"
+
+
 def multipart(data: bytes) -> dict[str, Any]:
     return {"files": {"file": ("photo.jpg", data, "image/jpeg")}}
 
@@ -274,9 +299,8 @@ def closed(ctx: Context) -> list[Row]:
             answered = sum(o.status == 200 for o in outcomes)
             if c == 32:
                 ctx.capacity = answered / wall
-            rows.append(
-                Row.of(f"closed loop c={c}", outcomes, peak_rss_mb=s.peak_rss_mb(), note=f"{answered / wall:.1f} img/s")
-            )
+            note = f"{answered / wall:.1f} img/s; {shed_reasons(s)}"
+            rows.append(Row.of(f"closed loop c={c}", outcomes, peak_rss_mb=s.peak_rss_mb(), note=note))
     return rows
 
 
@@ -296,7 +320,7 @@ def overload(ctx: Context) -> list[Row]:
             outcomes,
             wasted=inferred - answered,
             peak_rss_mb=s.peak_rss_mb(),
-            note=f"busy {busy_after:.1f}s after the last client; {inferred:.0f} inferred",
+            note=f"busy {busy_after:.1f}s after the last client; {inferred:.0f} inferred; {shed_reasons(s)}",
         )
     return [row]
 
@@ -435,7 +459,7 @@ def hostile_json(ctx: Context) -> list[Row]:
                 closed_loop(s.url, [{"content": body, "headers": {"content-type": "application/json"}}], 4, 8, 30)
             )
             rows.append(Row.of(name, outcomes))
-        big = json.dumps({"image": base64.b64encode(os.urandom(size * 3 // 4)).decode()}).encode()
+        big = json.dumps({"image": base64.b64encode(os.urandom(size * 3 // 4 - 1024)).decode()}).encode()
 
         async def parse_while_probing() -> tuple[list[Outcome], list[float]]:
             async with client_for(s.url, 8) as client:
@@ -516,13 +540,13 @@ def sigterm(ctx: Context) -> list[Row]:
 
         killer = threading.Thread(target=terminate_later)
         killer.start()
-        outcomes = asyncio.run(closed_loop(s.url, [multipart(ctx.photo)], c, 40 * c, 30))
+        outcomes = asyncio.run(closed_loop(s.url, [multipart(ctx.photo)], c, 100 * c, 30, lambda: bool(exited)))
         killer.join()
         stop_feeding.set()
         slow.close()
         first_503 = next((t for t, st in readyz if st == 503), float("nan"))
         code = s.proc.returncode
-    note = f"/readyz 503 after {first_503 * 1e3:.0f} ms; exit {code} after {exited[0]:.1f}s"
+    note = f"/readyz 503 after {first_503 * 1e3:.0f} ms; exit {code} after {exited[0]:.1f}s (load stops at exit)"
     return [Row.of(f"SIGTERM at 3s, c={c} + a slow client", outcomes, note=note)]
 
 
@@ -575,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     photo = photo_jpeg()
     print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB); machine: {machine()}")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work shares this machine)")
     print(f"python -m bench.robustness {' '.join(argv if argv is not None else sys.argv[1:])}")
     results: dict[str, Any] = {"machine": machine(), "model": str(args.model)}
     sources = [("this checkout", ROOT)] + ([("baseline " + str(args.baseline), args.baseline)] if args.baseline else [])
@@ -582,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n### {title}\n", flush=True)
         rows = run_all(source, args, photo)
         print(table(rows), flush=True)
+        print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
         results[title] = [{**r.__dict__, "statuses": dict(r.statuses)} for r in rows]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))

@@ -9,9 +9,9 @@ clients that have already given up. Here, for the predict routes only:
   first served;
 - each request gets a deadline, ``REQUEST_TIMEOUT_S`` after it arrived (time
   spent receiving its body is not counted: the connection's body timeout bounds
-  that); a request whose expected wait (queue position x the recent time a
-  request holds a slot) is already past its deadline is refused at once
-  instead of waiting to fail;
+  that); a request whose expected answer time (the requests ahead of it x the
+  server's recent time per answered request) is already past its deadline is
+  refused at once instead of waiting to fail;
 - a refusal is 503 with ``Retry-After`` and a JSON error, in milliseconds,
   counted in ``requests_shed_total{reason}``;
 - when the client disconnects, its request is cancelled wherever it is
@@ -58,6 +58,8 @@ class Ticket:
     deadline: float
     account: Account | None = None
     gone: asyncio.Event = field(default_factory=asyncio.Event)
+    upload_seconds: float = 0.0  # the client's time to send its body (added to the deadline)
+    status: int = 0  # of the answer, once sent
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -77,35 +79,48 @@ def current_deadline() -> float | None:
 
 
 class Admission:
-    """Slots and a FIFO queue with deadline-aware shedding."""
+    """Slots, a FIFO queue, and shedding of what cannot meet its deadline at the recent pace."""
 
     def __init__(self, capacity: int, max_queue: int, metrics: Metrics | None = None) -> None:
         self.capacity, self.max_queue = capacity, max_queue
         self.active = 0
         self._queue: deque[asyncio.Future[None]] = deque()
-        self._hold_seconds = 0.0  # moving average of how long a request holds a slot
+        # Moving average of the server's time per answered request: a request's time in its slot
+        # (less its upload) divided by the requests that shared the server with it.
+        self._interval = 0.0
         self._metrics = metrics
 
-    def expected_wait(self, position: int) -> float:
-        """Seconds until the request at ``position`` in the queue gets a slot, at the recent pace."""
-        return (position + 1) / self.capacity * self._hold_seconds
+    def seed(self, seconds_per_request: float) -> None:
+        """A first guess of the pace (the warm-up's inference time) before any request was answered."""
+        if not self._interval:
+            self._interval = seconds_per_request
 
-    def retry_after(self) -> int:
-        return max(1, math.ceil(self.expected_wait(len(self._queue))))
+    def expected_wait(self, ahead: int) -> float:
+        """Seconds until a request with ``ahead`` requests before it (in flight or queued) is answered."""
+        return (ahead + 1) * self._interval
 
-    async def enter(self, deadline: float) -> None:
+    def retry_after(self, timeout_s: float) -> int:
+        """Seconds until a new request would fit in its deadline, at the recent pace (1 to 60)."""
+        over = self.expected_wait(self.active + len(self._queue)) - timeout_s
+        return min(60, max(1, math.ceil(over)))
+
+    async def enter(self, deadline: float, timeout_s: float) -> None:
         """Take a slot, waiting in line while that can still meet ``deadline``; else raise ``Overloaded``."""
+        ahead = self.active + len(self._queue)
+        wait = self.expected_wait(ahead)
+        if wait > deadline - time.monotonic():
+            raise Overloaded(
+                "deadline",
+                f"the server is busy: an answer would take about {wait:.1f}s, past the deadline; retry",
+                self.retry_after(timeout_s),
+            )
         if self.active < self.capacity and not self._queue:
             self.active += 1
             self._publish()
             return
         if len(self._queue) >= self.max_queue:
-            raise Overloaded("queue_full", f"the server is at capacity ({self._describe()}); retry", self.retry_after())
-        wait = self.expected_wait(len(self._queue))
-        if wait > deadline - time.monotonic():
-            raise Overloaded(
-                "deadline", f"the server is busy: a slot is about {wait:.1f}s away, past the deadline; retry", 1
-            )
+            message = f"the server is at capacity ({self.active} in flight, {len(self._queue)} queued); retry"
+            raise Overloaded("queue_full", message, self.retry_after(timeout_s))
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(slot)
         self._publish()
@@ -121,12 +136,11 @@ class Admission:
                 raise Overloaded("queue_timeout", "no slot came free before the request's deadline; retry") from None
             raise
 
-    def leave(self, held_seconds: float | None) -> None:
-        """Free a slot (handing it to the oldest waiter) and learn how long requests hold one."""
-        if held_seconds is not None:
-            self._hold_seconds = (
-                held_seconds if not self._hold_seconds else 0.8 * self._hold_seconds + 0.2 * held_seconds
-            )
+    def leave(self, served_seconds: float | None) -> None:
+        """Free a slot (handing it to the oldest waiter); learn the pace from an answered request."""
+        if served_seconds is not None:
+            sample = served_seconds / max(1, self.active)
+            self._interval = sample if not self._interval else 0.8 * self._interval + 0.2 * sample
         while self._queue:
             slot = self._queue.popleft()
             if not slot.done():
@@ -135,9 +149,6 @@ class Admission:
                 return
         self.active -= 1
         self._publish()
-
-    def _describe(self) -> str:
-        return f"{self.active} in flight, {len(self._queue)} queued"
 
     def _publish(self) -> None:
         if self._metrics is not None:
@@ -177,7 +188,7 @@ class AdmissionMiddleware:
             return
         ticket = Ticket(deadline=time.monotonic() + self.timeout_s)
         try:
-            await self.admission.enter(ticket.deadline)
+            await self.admission.enter(ticket.deadline, self.timeout_s)
         except Overloaded as exc:
             self._count_shed(exc.reason)
             scope["route"] = _Route(template)
@@ -191,7 +202,8 @@ class AdmissionMiddleware:
         finally:
             _CURRENT.reset(token)
             ticket.account.close()
-            self.admission.leave(time.monotonic() - start)
+            served = time.monotonic() - start - ticket.upload_seconds
+            self.admission.leave(served if ticket.status == 200 else None)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, ticket: Ticket) -> None:
         """Run the route as a task that is cancelled if the client disconnects once its body is in."""
@@ -208,7 +220,9 @@ class AdmissionMiddleware:
 
         async def send_noting(message: Message) -> None:
             nonlocal answered
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
+            if message["type"] == "http.response.start":
+                ticket.status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 answered = True
             await send(message)
 
@@ -220,7 +234,8 @@ class AdmissionMiddleware:
             body_started = body_started or time.monotonic()
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body", False):
-                ticket.deadline += time.monotonic() - body_started  # the client's sending time is not ours
+                ticket.upload_seconds = time.monotonic() - body_started
+                ticket.deadline += ticket.upload_seconds  # the client's sending time is not ours
                 watcher = asyncio.get_running_loop().create_task(watch())
             elif message["type"] == "http.disconnect":  # left while sending: nothing to answer
                 ticket.gone.set()

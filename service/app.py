@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
         await run_in_threadpool(check_outputs, model, min(2, s.max_batch_size))
         await run_in_threadpool(model.warm_up, s.warmup_rounds)
+        app.state.admission.seed(model.warmup_seconds / max(1, s.warmup_rounds))
         app.state.model = model
         app.state.predictor = predictor = build_predictor(model, s, metrics_, app.state.memory)
         predictor.batcher.start()

@@ -57,6 +57,7 @@ class MicroBatcher:
         self._arrived = asyncio.Event()  # a job was queued or an expected request gave up
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
         self._task: asyncio.Task[None] | None = None
+        self.seconds_per_image = 0.0  # moving average of inference time per image, to drop jobs that would be late
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
@@ -84,8 +85,9 @@ class MicroBatcher:
     async def submit(self, tensor: np.ndarray, deadline: float | None = None) -> Inferred:
         """One (C, H, W) tensor in, its row of the model's output (and what the call cost) out.
 
-        Past ``deadline`` (``time.monotonic()``) the job is dropped with ``DeadlineExceeded``; a
-        cancelled caller's job (its client left) is dropped too: no inference is spent on either.
+        A job that would finish past ``deadline`` (``time.monotonic()``), at the recent inference
+        pace, is dropped with ``DeadlineExceeded``; a cancelled caller's job (its client left) is
+        dropped too: no inference is spent on either.
         """
         future: asyncio.Future[Inferred] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(tensor, future, deadline))
@@ -117,12 +119,17 @@ class MicroBatcher:
     def _stack_and_infer(self, tensors: list[np.ndarray]) -> np.ndarray:
         return self._infer(np.stack(tensors))  # (N, C, H, W): even the copy stays off the event loop
 
-    async def _dispatch(self, jobs: list[_Job]) -> None:
-        now = time.monotonic()
-        for j in jobs:
-            if j.deadline is not None and j.deadline < now and not j.future.done():
-                j.future.set_exception(DeadlineExceeded())
+    def _drop_late(self, jobs: list[_Job]) -> list[_Job]:
+        """Fail the jobs that would finish past their deadline (at the recent pace); keep the rest."""
         jobs = [j for j in jobs if not j.future.done()]
+        finish = time.monotonic() + self.seconds_per_image * len(jobs)
+        for j in jobs:
+            if j.deadline is not None and j.deadline < finish:
+                j.future.set_exception(DeadlineExceeded())
+        return [j for j in jobs if not j.future.done()]
+
+    async def _dispatch(self, jobs: list[_Job]) -> None:
+        jobs = self._drop_late(jobs)
         if not jobs:
             return
         tensors = [j.tensor for j in jobs]
@@ -135,6 +142,8 @@ class MicroBatcher:
                     j.future.set_exception(exc)
             return
         seconds = time.perf_counter() - start
+        sample = seconds / len(jobs)
+        self.seconds_per_image = sample if not self.seconds_per_image else 0.8 * self.seconds_per_image + 0.2 * sample
         self._on_batch(len(jobs), seconds)
         for i, j in enumerate(jobs):
             if not j.future.done():

@@ -28,11 +28,10 @@ MAX_CONTAINERS = 10_000
 MAX_VALUES = 100_000
 
 _OPENERS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)  # strings (skipped) and brackets
-_BAD_BASE64 = re.compile(rb"[^A-Za-z0-9+/=\s\-_]")
-_AFTER_PADDING = re.compile(rb"=[=\s]*[^=\s]")
-_URLSAFE = re.compile(rb"[-_]")
-_STANDARD = re.compile(rb"[+/]")
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \t\r\n"
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_NOT_BLANK_OR_PAD = bytes(c for c in range(256) if c not in b" \t\r\n=")
+_CHUNK = 1 << 20  # a multiple of 4: whole base64 quanta
 
 
 def _invalid(message: str) -> ApiError:
@@ -103,30 +102,45 @@ def base64_bytes(value: Any, where: str) -> bytes:
 
 
 def decode_base64_bytes(data: bytes, where: str) -> bytes:
-    """Plain base64 (standard or URL-safe, padding optional, line breaks allowed) or a ``data:`` URI."""
+    """Plain base64 (standard or URL-safe, padding optional, line breaks allowed) or a ``data:`` URI.
+
+    Every check is a single pass in C (``translate``, ``find``, ``count``): on a 20 MB string
+    the event loop's thread waits for the GIL a few milliseconds at a time, not a second.
+    """
     start = 0
     if data[:5].lstrip().startswith(b"data:"):
         comma = data.find(b",", 0, 512)
         if comma < 0 or b";base64" not in data[:comma]:
             raise ApiError(400, "invalid_base64", f"{where}: a data: URI must be data:image/...;base64,...")
         start = comma + 1
-    view = memoryview(data)[start:]  # no copy of a 27 MB string to skip its 23-byte prefix
-    if (bad := _BAD_BASE64.search(view)) is not None:
-        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: {bad.group()!r} at {bad.start()}")
-    if _AFTER_PADDING.search(view):
+    if data.translate(None, _BASE64_CHARS) != data[:start].translate(None, _BASE64_CHARS):
+        raise ApiError(400, "invalid_base64", f"{where} is not valid base64: a character outside the alphabet")
+    padding = data.find(b"=", start)
+    if padding >= 0 and data[padding:].translate(None, b"= \t\r\n"):
         raise ApiError(400, "invalid_base64", f"{where} is not valid base64: data after the '=' padding")
-    payload: bytes | memoryview = view
-    if _URLSAFE.search(view):
-        if _STANDARD.search(view):
+    payload: bytes | memoryview = memoryview(data)[start:]  # no copy of a 27 MB string to skip its prefix
+    if data.find(b"-", start) >= 0 or data.find(b"_", start) >= 0:
+        if data.find(b"+", start) >= 0 or data.find(b"/", start) >= 0:
             raise ApiError(400, "invalid_base64", f"{where} mixes standard (+/) and URL-safe (-_) base64")
-        payload = bytes(view).translate(_FROM_URLSAFE)
-    blanks = sum(data.count(c, start) for c in (b" ", b"\t", b"\r", b"\n"))
-    chars = len(view) - blanks - data.count(b"=", start)
+        payload = bytes(payload).translate(_FROM_URLSAFE)
+    # The blanks and '=' of the payload, kept by deleting everything else (a few bytes; one pass in C)
+    extra = data.translate(None, _NOT_BLANK_OR_PAD)
+    extra = extra[len(data[:start].translate(None, _NOT_BLANK_OR_PAD)) :]
+    pads = extra.count(b"=")
+    blanks = len(extra) - pads
+    chars = len(data) - start - len(extra)
     if chars % 4 == 1:
         raise ApiError(400, "invalid_base64", f"{where} is not valid base64: truncated (length {chars} mod 4 = 1)")
-    if chars % 4 and b"=" not in view:
+    if chars % 4 and padding < 0:
         payload = bytes(payload) + b"=" * (-chars % 4)  # unpadded (URL-safe encoders often are)
     try:
-        return binascii.a2b_base64(payload)
+        return _a2b(payload, chunked=blanks == 0)
     except binascii.Error as exc:
         raise ApiError(400, "invalid_base64", f"{where} is not valid base64: {exc}") from exc
+
+
+def _a2b(payload: bytes | memoryview, chunked: bool) -> bytes:
+    """``a2b_base64`` in 1 MiB pieces when there are no line breaks: each holds the GIL ~5 ms, not ~200."""
+    if not chunked or len(payload) <= _CHUNK:
+        return binascii.a2b_base64(payload)
+    return b"".join(binascii.a2b_base64(payload[i : i + _CHUNK]) for i in range(0, len(payload), _CHUNK))

@@ -42,11 +42,11 @@ def test_admission_sheds_past_the_queue_and_hands_slots_on_in_order() -> None:
     async def main() -> list[str]:
         adm = Admission(capacity=1, max_queue=2)
         far = time.monotonic() + 5
-        await adm.enter(far)  # the one slot
-        waiting = [asyncio.ensure_future(adm.enter(far)) for _ in range(2)]
+        await adm.enter(far, 5)  # the one slot
+        waiting = [asyncio.ensure_future(adm.enter(far, 5)) for _ in range(2)]
         await asyncio.sleep(0)
         with pytest.raises(Overloaded) as full:
-            await adm.enter(far)
+            await adm.enter(far, 5)
         assert full.value.reason == "queue_full" and full.value.status == 503
         assert full.value.headers and int(full.value.headers["Retry-After"]) >= 1
         adm.leave(0.01)
@@ -64,17 +64,18 @@ def test_admission_sheds_past_the_queue_and_hands_slots_on_in_order() -> None:
 def test_admission_refuses_at_once_a_wait_that_would_miss_the_deadline() -> None:
     async def main() -> None:
         adm = Admission(capacity=1, max_queue=10)
-        await adm.enter(time.monotonic() + 5)
-        adm.leave(2.0)  # requests have been holding a slot for 2 s
-        await adm.enter(time.monotonic() + 5)
+        await adm.enter(time.monotonic() + 5, 5)
+        adm.leave(0.6)  # an answer took 0.6 s of the server's time
+        await adm.enter(time.monotonic() + 5, 5)  # one in flight: the next answer is ~1.2 s away
         start = time.monotonic()
         with pytest.raises(Overloaded) as shed:
-            await adm.enter(time.monotonic() + 1.0)  # needs ~2 s in line, has 1 s
+            await adm.enter(time.monotonic() + 1.0, 1.0)
         assert shed.value.reason == "deadline" and time.monotonic() - start < 0.5
-        waiter = asyncio.ensure_future(adm.enter(time.monotonic() + 0.2))  # would fit, but nobody leaves
+        assert shed.value.headers == {"Retry-After": "1"}
+        waiter = asyncio.ensure_future(adm.enter(time.monotonic() + 1.5, 1.5))  # would fit, but nobody leaves
         with pytest.raises(Overloaded) as late:
             await waiter
-        assert late.value.reason in ("deadline", "queue_timeout")
+        assert late.value.reason == "queue_timeout"
 
     run(main())
 
@@ -82,9 +83,9 @@ def test_admission_refuses_at_once_a_wait_that_would_miss_the_deadline() -> None
 def test_a_cancelled_waiter_gives_its_place_back() -> None:
     async def main() -> None:
         adm = Admission(capacity=1, max_queue=5)
-        await adm.enter(time.monotonic() + 5)
-        gone = asyncio.ensure_future(adm.enter(time.monotonic() + 5))
-        stays = asyncio.ensure_future(adm.enter(time.monotonic() + 5))
+        await adm.enter(time.monotonic() + 5, 5)
+        gone = asyncio.ensure_future(adm.enter(time.monotonic() + 5, 5))
+        stays = asyncio.ensure_future(adm.enter(time.monotonic() + 5, 5))
         await asyncio.sleep(0)
         gone.cancel()
         await asyncio.sleep(0)
