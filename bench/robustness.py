@@ -508,7 +508,11 @@ def early_refusals(ctx: Context) -> list[Row]:
 
 
 def sigterm(ctx: Context) -> list[Row]:
-    c = 32
+    """SIGTERM at 3 s; the load goes on for 5 s more (a load balancer deregistering the instance), then stops."""
+    c, after_s = 32, 5.0
+    readyz: list[tuple[float, int]] = []  # (seconds after SIGTERM, status; 0 = refused)
+    signalled: list[float] = []
+    exited: list[float] = []
     with service(ctx.source, ctx.model) as s:
         host, port = s.url.removeprefix("http://").split(":")
         slow = socket.create_connection((host, int(port)), timeout=5)
@@ -522,31 +526,32 @@ def sigterm(ctx: Context) -> list[Row]:
                 except OSError:
                     return
 
-        threading.Thread(target=feed, daemon=True).start()
-        readyz: list[tuple[float, int]] = []
-        exited: list[float] = []
-
         def terminate_later() -> None:
             time.sleep(3.0)
-            sent = time.monotonic()
+            signalled.append(time.monotonic())
             s.proc.send_signal(signal.SIGTERM)
-            while s.proc.poll() is None and time.monotonic() - sent < 60:
-                if not readyz or readyz[-1][1] != 503:
-                    readyz.append((time.monotonic() - sent, get_status(f"{s.url}/readyz", 1)))
+            while s.proc.poll() is None and time.monotonic() - signalled[0] < 60:
+                if not readyz or readyz[-1][1] not in (503, 0):
+                    readyz.append((time.monotonic() - signalled[0], get_status(f"{s.url}/readyz", 1)))
                 time.sleep(0.05)
             if s.proc.poll() is None:
                 s.proc.kill()
-            exited.append(time.monotonic() - sent)
+            exited.append(time.monotonic() - signalled[0])
 
+        def stop_load() -> bool:
+            return bool(signalled) and time.monotonic() - signalled[0] > after_s
+
+        threading.Thread(target=feed, daemon=True).start()
         killer = threading.Thread(target=terminate_later)
         killer.start()
-        outcomes = asyncio.run(closed_loop(s.url, [multipart(ctx.photo)], c, 100 * c, 30, lambda: bool(exited)))
+        outcomes = asyncio.run(closed_loop(s.url, [multipart(ctx.photo)], c, 100 * c, 30, stop_load))
         killer.join()
         stop_feeding.set()
         slow.close()
-        first_503 = next((t for t, st in readyz if st == 503), float("nan"))
         code = s.proc.returncode
-    note = f"/readyz 503 after {first_503 * 1e3:.0f} ms; exit {code} after {exited[0]:.1f}s (load stops at exit)"
+    first = next(((t, st) for t, st in readyz if st in (503, 0)), None)
+    seen = "never answered" if first is None else f"{'503' if first[1] else 'refused'} after {first[0] * 1e3:.0f} ms"
+    note = f"/readyz {seen}; exit {code} after {exited[0]:.1f}s; load until SIGTERM + {after_s:.0f}s"
     return [Row.of(f"SIGTERM at 3s, c={c} + a slow client", outcomes, note=note)]
 
 

@@ -48,9 +48,9 @@ class ConnectionLimits:
     body_timeout_s: float = 10.0
     body_min_rate: int = 64 * 1024
     max_connections: int = 512
-    linger_seconds: float = 10.0
+    linger_seconds: float = 30.0
     linger_bytes: int = 128 * 1024 * 1024
-    linger_idle_s: float = 2.0  # lingering ends early when the client goes quiet
+    linger_idle_s: float = 5.0  # lingering ends early when the client goes quiet (nginx's lingering_timeout)
 
 
 def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> bytes:

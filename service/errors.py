@@ -60,7 +60,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Route our errors, FastAPI's validation errors and stray HTTP errors through ``refusal``."""
 
     @app.exception_handler(ClassifierError)
-    async def _refused(_: Request, exc: ClassifierError) -> JSONResponse:
+    async def _refused(request: Request, exc: ClassifierError) -> JSONResponse:
+        if isinstance(exc, Overloaded):  # shed inside the route (memory, deadline): counted with the others
+            request.app.state.metrics.shed.labels(exc.reason).inc()
         return refusal(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -8,6 +8,8 @@ CORS (so a shed 503 still carries its CORS headers) -> admission -> the routes.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from core.runtime import cpu_quota
@@ -18,6 +20,8 @@ from service.memory import MemoryBudget, auto_budget
 from service.metrics import Metrics
 from service.security import SecurityHeadersMiddleware
 from service.settings import Settings
+
+log = logging.getLogger("service")
 
 
 def in_flight(settings: Settings) -> int:
@@ -30,6 +34,12 @@ def install_admission(app: FastAPI, settings: Settings, metrics: Metrics) -> Non
     capacity = in_flight(settings)
     app.state.admission = admission = Admission(capacity, settings.max_queue or 4 * capacity, metrics)
     app.state.memory = budget = MemoryBudget(settings.memory_budget_bytes or auto_budget(), metrics)
+    if budget.total < 2 * settings.max_upload_bytes:
+        log.warning(
+            "MEMORY_BUDGET_BYTES (%d) is under twice MAX_UPLOAD_BYTES (%d): bodies near the limit will get 413",
+            budget.total,
+            settings.max_upload_bytes,
+        )
     app.add_middleware(
         AdmissionMiddleware,
         admission=admission,

@@ -3,8 +3,9 @@
 With one decode pool, a 640x480 photo waits behind whatever 40 MP images came
 first (6 s measured on the 2-core machine). Here the header is read first
 (cheap), which gives the pixel count and ``decode_cost``; images above
-``LARGE_IMAGE_PIXELS`` decode on their own thread, everything else on the
-usual pool, so a small image waits at most behind other small ones. The cost
+``LARGE_IMAGE_PIXELS`` decode on their own pool (half as many threads, at
+least one), everything else on the usual pool, so a small image waits at most
+behind other small ones. The cost
 is reserved from the ``MemoryBudget`` before the decode and returned when the
 decoding thread finishes (not when the request is cancelled: the thread still
 holds the pixels until then).
@@ -66,7 +67,7 @@ class DecodeLanes:
     def __init__(self, threads: int, large_pixels: int, budget: MemoryBudget) -> None:
         self.large_pixels, self.budget = large_pixels, budget
         self._small = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="decode")
-        self._large = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-large")
+        self._large = ThreadPoolExecutor(max_workers=max(1, threads // 2), thread_name_prefix="decode-large")
 
     def close(self) -> None:
         for pool in (self._small, self._large):

@@ -69,7 +69,7 @@ class MemoryBudget:
                 f"{what} would need about {n / 2**20:,.0f} MiB; the server's memory budget is "
                 f"{self.total / 2**20:,.0f} MiB (MEMORY_BUDGET_BYTES). Send a smaller image or body.",
             )
-        if not self._waiters and self.fits(n):
+        if self.fits(n):  # even past waiters that do not fit: a huge image never holds up a small one
             self._take(n)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -124,7 +124,7 @@ class Predictor:
                 return error_body(item)
             try:
                 return await self.predict(item, k)
-            except ImageRejected as exc:
+            except ClassifierError as exc:  # a bad image, or one shed (memory, deadline): its own answer
                 return error_body(exc)
 
         # Each item announces itself to the batcher while it decodes, so they share inferences.

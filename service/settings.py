@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         512, gt=0, description="open connections; past it each new request is answered 503 and its connection closed"
     )
     linger_seconds: float = Field(
-        10.0, ge=0, description="after an early refusal, read and discard the rest of the body this long at most"
+        30.0, ge=0, description="after an early refusal, read and discard the rest of the body this long at most"
     )
     linger_bytes: int = Field(128 * 1024 * 1024, ge=0, description="... and at most this many bytes")
     drain_seconds: float = Field(

@@ -106,7 +106,9 @@ def test_memory_budget_waits_refuses_and_lets_small_ones_pass_a_big_waiter() -> 
         await budget.reserve(60, None)
         big = asyncio.ensure_future(budget.reserve(70, time.monotonic() + 5))  # must wait for the 60
         await asyncio.sleep(0)
-        budget.release(50)  # 10 held: the big one (70) now fits and goes first
+        await asyncio.wait_for(budget.reserve(30, time.monotonic() + 5), 1)  # fits now: not held up by the big one
+        budget.release(30)
+        budget.release(50)  # 10 held: the big one (70) now fits
         await big
         assert budget.in_use == 80
         small = asyncio.ensure_future(budget.reserve(30, time.monotonic() + 5))
