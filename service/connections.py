@@ -132,6 +132,7 @@ async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", b"1"),
         (b"connection", b"close"),
+        (b"x-content-type-options", b"nosniff"),
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})
