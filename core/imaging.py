@@ -172,8 +172,15 @@ def decode_cost(img: Image.Image, spec: PreprocessSpec | None = None) -> int:
 
 
 def _orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation from the header alone (``getexif`` would decode a whole PNG to look for it)."""
     try:
-        return img.getexif().get(0x0112)
+        raw = img.info.get("exif")
+        if raw is None:
+            tags = getattr(img, "tag_v2", None)  # TIFF keeps it among its own tags
+            return None if tags is None else tags.get(0x0112)
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112)
     except _DECODER_ERRORS:
         return None
 

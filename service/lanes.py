@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
+from core.contract import PreprocessSpec
 from core.errors import ImageRejected, UndecodableImage
 from core.imaging import DecodeOptions, decode_cost, load_opened, open_header, preprocess, to_color
 from core.model import LoadedModel
@@ -34,10 +35,11 @@ log = logging.getLogger("service")
 T = TypeVar("T")
 
 
-def read_header(data: bytes, options: DecodeOptions) -> Image.Image:
-    """The image's header only (format, mode, size); raises ``ImageRejected`` for what is not an image."""
+def read_header(data: bytes, options: DecodeOptions, spec: PreprocessSpec) -> tuple[Image.Image, int]:
+    """The image's header only (format, mode, size) and its ``decode_cost``; ``ImageRejected`` if not an image."""
     try:
-        return open_header(data, options)
+        img = open_header(data, options)
+        return img, decode_cost(img, spec)
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - these bytes broke a decoder: the client's input, not a 500
@@ -78,11 +80,10 @@ class DecodeLanes:
         ticket = current_ticket()
         deadline = None if ticket is None else ticket.deadline
         t0 = time.perf_counter()
-        img = await self._run(self._small, read_header, data, options)
+        img, cost = await self._run(self._small, read_header, data, options, model.contract.preprocess)
         opened = time.perf_counter() - t0
         w, h = img.size
         tensor_bytes = 4 * model.contract.input.channels * model.contract.input.height * model.contract.input.width
-        cost = decode_cost(img, model.contract.preprocess)
         await self.budget.reserve(cost + tensor_bytes, deadline, f"decoding this {w}x{h} {img.mode} image")
         if ticket is not None and ticket.account is not None:
             ticket.account.held += tensor_bytes  # the tensor lives until the request ends

@@ -65,6 +65,7 @@ def encode(kind: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak RSS")
 @pytest.mark.parametrize("kind", ["rgb_jpeg", "rotated_jpeg", "rgba_png", "rgba_webp", "i16_png", "float_tiff"])
 def test_decode_cost_bounds_the_measured_peak(kind: str, tmp_path: Path) -> None:
@@ -76,3 +77,21 @@ def test_decode_cost_bounds_the_measured_peak(kind: str, tmp_path: Path) -> None
     assert r["peak"] > 3 * W * H, r  # the probe really saw the decode (RGB is 4 bytes a pixel in Pillow)
     assert r["estimate"] >= r["peak"], f"estimate {r['estimate']:,} < measured peak {r['peak']:,}"
     assert r["estimate"] <= 2 * r["peak"] + (4 << 20), f"estimate {r['estimate']:,} is far above {r['peak']:,}"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "TIFF"])
+def test_decode_cost_reads_the_orientation_without_decoding(fmt: str) -> None:
+    """Pillow's ``getexif`` decodes a whole PNG to look for EXIF; the estimate must not."""
+    from core.imaging import DecodeOptions, decode_cost, open_header
+
+    img = Image.new("RGBA" if fmt in ("PNG", "WEBP") else "RGB", (400, 300))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, fmt, exif=exif)
+    opened = open_header(buf.getvalue(), DecodeOptions())
+    upright = io.BytesIO()
+    img.save(upright, fmt)
+    assert decode_cost(opened) > decode_cost(open_header(upright.getvalue(), DecodeOptions()))  # rotated costs more
+    if fmt != "WEBP":  # WebP keeps no tile list either way
+        assert opened.tile, "decode_cost loaded the pixels"
