@@ -4,16 +4,18 @@ Without it every request is accepted and waits: at twice the capacity the
 queue and the memory grow without bound, and most of the work is done for
 clients that have already given up. Here, for the predict routes only:
 
-- at most ``MAX_IN_FLIGHT`` requests are served at once (reading their body,
-  decoding, inferring) and at most ``MAX_QUEUE`` wait for a slot, first come
-  first served;
+- at most ``MAX_IN_FLIGHT`` requests are served at once (decoding,
+  inferring) and at most ``MAX_QUEUE`` wait for a slot, first come first
+  served; a request takes its slot once its body is in, so a slow upload holds
+  a connection (capped, timed) but never a slot;
 - each request gets a deadline, ``REQUEST_TIMEOUT_S`` after it arrived (time
   spent receiving its body is not counted: the connection's body timeout bounds
   that); a request whose expected answer time (the requests ahead of it x the
   server's recent time per answered request) is already past its deadline is
   refused at once instead of waiting to fail;
-- a refusal is 503 with ``Retry-After`` and a JSON error, in milliseconds,
-  counted in ``requests_shed_total{reason}``;
+- a refusal is 503 with ``Retry-After`` and a JSON error, in milliseconds
+  (decided when the request arrives, before its body is read, and again when
+  it asks for its slot), counted in ``requests_shed_total{reason}``;
 - when the client disconnects, its request is cancelled wherever it is
   (queued, decoding, waiting for the micro-batch), so no inference is spent on
   an answer nobody will read.
@@ -59,6 +61,7 @@ class Ticket:
     account: Account | None = None
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     upload_seconds: float = 0.0  # the client's time to send its body (added to the deadline)
+    admitted_at: float | None = None  # when it took its slot (once its body was in)
     status: int = 0  # of the answer, once sent
 
     def remaining(self) -> float:
@@ -104,23 +107,26 @@ class Admission:
         over = self.expected_wait(self.active + len(self._queue)) - timeout_s
         return min(60, max(1, math.ceil(over)))
 
-    async def enter(self, deadline: float, timeout_s: float) -> None:
-        """Take a slot, waiting in line while that can still meet ``deadline``; else raise ``Overloaded``."""
-        ahead = self.active + len(self._queue)
-        wait = self.expected_wait(ahead)
+    def check(self, deadline: float, timeout_s: float) -> None:
+        """Raise ``Overloaded`` at once if a request arriving now could not be served in time."""
+        if self.active >= self.capacity and len(self._queue) >= self.max_queue:
+            message = f"the server is at capacity ({self.active} in flight, {len(self._queue)} queued); retry"
+            raise Overloaded("queue_full", message, self.retry_after(timeout_s))
+        wait = self.expected_wait(self.active + len(self._queue))
         if wait > deadline - time.monotonic():
             raise Overloaded(
                 "deadline",
                 f"the server is busy: an answer would take about {wait:.1f}s, past the deadline; retry",
                 self.retry_after(timeout_s),
             )
+
+    async def enter(self, deadline: float, timeout_s: float) -> None:
+        """Take a slot, waiting in line while that can still meet ``deadline``; else raise ``Overloaded``."""
+        self.check(deadline, timeout_s)
         if self.active < self.capacity and not self._queue:
             self.active += 1
             self._publish()
             return
-        if len(self._queue) >= self.max_queue:
-            message = f"the server is at capacity ({self.active} in flight, {len(self._queue)} queued); retry"
-            raise Overloaded("queue_full", message, self.retry_after(timeout_s))
         slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(slot)
         self._publish()
@@ -188,22 +194,22 @@ class AdmissionMiddleware:
             return
         ticket = Ticket(deadline=time.monotonic() + self.timeout_s)
         try:
-            await self.admission.enter(ticket.deadline, self.timeout_s)
+            self.admission.check(ticket.deadline, self.timeout_s)  # before a byte of the body is read
         except Overloaded as exc:
             self._count_shed(exc.reason)
             scope["route"] = _Route(template)
             await refusal(exc)(scope, receive, send)
             return
         ticket.account = Account(self.budget, ticket)
-        start = time.monotonic()
         token = _CURRENT.set(ticket)
         try:
             await self._serve(scope, receive, send, ticket)
         finally:
             _CURRENT.reset(token)
             ticket.account.close()
-            served = time.monotonic() - start - ticket.upload_seconds
-            self.admission.leave(served if ticket.status == 200 else None)
+            if ticket.admitted_at is not None:
+                served = time.monotonic() - ticket.admitted_at
+                self.admission.leave(served if ticket.status == 200 else None)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, ticket: Ticket) -> None:
         """Run the route as a task that is cancelled if the client disconnects once its body is in."""
@@ -237,6 +243,9 @@ class AdmissionMiddleware:
                 ticket.upload_seconds = time.monotonic() - body_started
                 ticket.deadline += ticket.upload_seconds  # the client's sending time is not ours
                 watcher = asyncio.get_running_loop().create_task(watch())
+                # The slot is taken only now: a slow upload holds a connection, never a slot.
+                await self.admission.enter(ticket.deadline, self.timeout_s)  # Overloaded -> the route's 503
+                ticket.admitted_at = time.monotonic()
             elif message["type"] == "http.disconnect":  # left while sending: nothing to answer
                 ticket.gone.set()
                 task.cancel()

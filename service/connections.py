@@ -16,8 +16,9 @@ subclass adds what nginx does by default:
   connection closed;
 - a lingering close: when the answer went out before the body was read (413,
   401...), the rest of the body is read and thrown away, up to
-  ``LINGER_BYTES`` and ``LINGER_SECONDS``, before the socket closes, so every
-  client reads the refusal;
+  ``LINGER_BYTES`` and ``LINGER_SECONDS`` (and while it keeps coming at
+  ``BODY_MIN_RATE``), before the socket closes, so every client reads the
+  refusal;
 - malformed HTTP is answered in the same JSON error shape as everything else.
 
 Everything else (parsing, keep-alive, flow control) is uvicorn's own code.
@@ -237,8 +238,11 @@ class GuardedH11Protocol(H11Protocol):
             return
         now = time.monotonic()
         if self._lingering:
+            elapsed = now - self._phase_start
             quiet = now - self._linger_last > self.limits.linger_idle_s
-            if quiet or now - self._phase_start > self.limits.linger_seconds:
+            # after a grace, a trickle (a byte a second) is not worth waiting for: the body rate applies
+            trickle = self._linger_bytes < (elapsed - self.limits.linger_idle_s) * self.limits.body_min_rate
+            if quiet or trickle or elapsed > self.limits.linger_seconds:
                 self._close_now()
             else:
                 self._timer = self.loop.call_later(0.25, self._on_timer)

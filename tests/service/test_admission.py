@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 
 from service.admission import Admission
@@ -159,7 +160,7 @@ def test_batcher_drops_jobs_past_their_deadline_without_inferring() -> None:
 
 @contextmanager
 def slow_upload(url: str, declared: int = 1000) -> Iterator[socket.socket]:
-    """A /predict whose body is still on its way: it holds an admission slot while it stays open."""
+    """A /predict whose body is still on its way."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {declared}\r\n\r\n"
@@ -168,6 +169,25 @@ def slow_upload(url: str, declared: int = 1000) -> Iterator[socket.socket]:
         yield sock
     finally:
         sock.close()
+
+
+@contextmanager
+def held_inference(app: FastAPI) -> Iterator[threading.Event]:
+    """Every inference waits for the event: admitted requests stay in flight until the test sets it."""
+    gate = threading.Event()
+    batcher = app.state.predictor.batcher
+    infer = batcher._infer
+    batcher._infer = lambda batch: (gate.wait(10), infer(batch))[1]
+    try:
+        yield gate
+    finally:
+        gate.set()
+
+
+def post_in_thread(url: str, answers: list[int]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/predict", content=PNG).status_code))
+    thread.start()
+    return thread
 
 
 def metric(url: str, name: str) -> float:
@@ -184,42 +204,52 @@ def wait_for(predicate, timeout: float = 5) -> None:  # noqa: ANN001
 
 
 def test_beyond_the_queue_requests_are_shed_at_once_with_retry_after(rgb_model_path: Path) -> None:
-    settings = make_settings(rgb_model_path, max_in_flight=1, max_queue=1, request_timeout_s=20, body_timeout_s=30)
-    with serve(settings) as url, slow_upload(url):
-        wait_for(lambda: metric(url, "admission_in_flight") == 1)
-        queued: list[int] = []
-        waiter = threading.Thread(target=lambda: queued.append(httpx.post(f"{url}/predict", content=PNG).status_code))
-        waiter.start()
+    app = create_app(make_settings(rgb_model_path, max_in_flight=1, max_queue=1, request_timeout_s=20))
+    answers: list[int] = []
+    with serve(app) as url, held_inference(app) as gate:
+        first = post_in_thread(url, answers)
+        wait_for(lambda: metric(url, "admission_in_flight") == 1)  # inferring, held
+        second = post_in_thread(url, answers)
         wait_for(lambda: metric(url, "admission_queue_depth") == 1)
+        start = time.monotonic()
         r = httpx.post(f"{url}/predict", content=PNG, timeout=5)
         assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded"
-        assert int(r.headers["retry-after"]) >= 1
+        assert time.monotonic() - start < 5 and int(r.headers["retry-after"]) >= 1
         assert metric(url, 'requests_shed_total{reason="queue_full"}') == 1
         assert httpx.get(f"{url}/healthz").status_code == 200  # only the predict routes are admitted
-    waiter.join(10)  # the slow upload closed: the queued request got the slot
-    assert queued == [200]
+        gate.set()
+        first.join(10)
+        second.join(10)
+    assert answers == [200, 200]  # the queued request got the slot
 
 
 def test_a_queued_request_gets_503_at_its_deadline(rgb_model_path: Path) -> None:
-    settings = make_settings(rgb_model_path, max_in_flight=1, request_timeout_s=0.5, body_timeout_s=30)
-    with serve(settings) as url, slow_upload(url):
+    app = create_app(make_settings(rgb_model_path, max_in_flight=1, request_timeout_s=0.5))
+    answers: list[int] = []
+    with serve(app) as url, held_inference(app):
+        first = post_in_thread(url, answers)
         wait_for(lambda: metric(url, "admission_in_flight") == 1)
         r = httpx.post(f"{url}/predict", content=PNG, timeout=10)
         assert r.status_code == 503 and r.json()["error"]["code"] == "overloaded"
         assert metric(url, 'requests_shed_total{reason="queue_timeout"}') == 1
+    first.join(10)
+
+
+def test_a_slow_upload_holds_no_slot(rgb_model_path: Path) -> None:
+    """Clients sending their bodies slowly do not keep others from being served."""
+    settings = make_settings(rgb_model_path, max_in_flight=1, max_queue=1, body_timeout_s=30)
+    with serve(settings) as url, slow_upload(url), slow_upload(url), slow_upload(url):
+        assert httpx.post(f"{url}/predict", content=PNG, timeout=10).status_code == 200
+        assert metric(url, "admission_in_flight") == 0 and metric(url, "memory_budget_bytes_in_use") < 100
 
 
 def test_a_request_whose_client_left_is_not_inferred(rgb_model_path: Path) -> None:
     """B is decoded and waits for the micro-batch while A's inference runs; B's client leaves: B is dropped."""
     app = create_app(make_settings(rgb_model_path, request_timeout_s=20))
-    gate = threading.Event()
-    with serve(app) as url:
+    answers: list[int] = []
+    with serve(app) as url, held_inference(app) as gate:
         batcher = app.state.predictor.batcher
-        infer = batcher._infer
-        batcher._infer = lambda batch: (gate.wait(10), infer(batch))[1]  # hold the running inference
-        answers: list[int] = []
-        first = threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/predict", content=PNG).status_code))
-        first.start()
+        first = post_in_thread(url, answers)
         wait_for(lambda: metric(url, "admission_in_flight") == 1)
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as leaver:

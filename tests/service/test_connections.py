@@ -7,6 +7,7 @@ protocol and settings), with timeouts shortened so every test ends in seconds.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -89,6 +90,29 @@ def test_a_steady_body_is_not_cut_off(url: str, red_jpeg: bytes) -> None:
         sock.settimeout(10)
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+
+
+def test_lingering_after_an_early_refusal_does_not_wait_for_a_trickle(url: str) -> None:
+    """The 415 is answered before the body; the rest is drained only while it comes at a useful rate."""
+    with connect(url) as sock:
+        head = b"POST /predict/batch HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+        sock.sendall(head)
+        sock.settimeout(0.2)
+        start, answer, closed = time.monotonic(), b"", False
+        while time.monotonic() - start < 15 and not closed:
+            try:
+                sock.sendall(b"\0")  # a byte every 0.2 s
+                chunk = sock.recv(65536)
+                closed = chunk == b""
+                answer += chunk
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+    assert error_of(answer) == (415, "unsupported_media_type")
+    assert closed and time.monotonic() - start < 12
+    lingered = re.search(r"^lingering_closes_total (\S+)$", httpx.get(f"{url}/metrics").text, re.M)
+    assert lingered and float(lingered.group(1)) >= 1
 
 
 def test_an_idle_keep_alive_connection_is_closed(url: str) -> None:
