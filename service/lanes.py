@@ -5,10 +5,11 @@ first (6 s measured on the 2-core machine). Here the header is read first
 (cheap), which gives the pixel count and ``decode_cost``; images above
 ``LARGE_IMAGE_PIXELS`` decode on their own pool (half as many threads, at
 least one), everything else on the usual pool, so a small image waits at most
-behind other small ones. The cost
-is reserved from the ``MemoryBudget`` before the decode and returned when the
-decoding thread finishes (not when the request is cancelled: the thread still
-holds the pixels until then).
+behind other small ones. A request first waits (until its deadline) for a
+thread of its lane, then reserves the cost from the ``MemoryBudget``, so
+memory is held only by decodes that run; it is returned when the decoding
+thread finishes (not when the request is cancelled: the thread still holds the
+pixels until then).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
 
@@ -32,7 +33,6 @@ from service.memory import MemoryBudget
 from service.predictor import Decoded
 
 log = logging.getLogger("service")
-T = TypeVar("T")
 
 
 def read_header(data: bytes, options: DecodeOptions, spec: PreprocessSpec) -> tuple[Image.Image, int]:
@@ -63,44 +63,66 @@ def decode_opened(model: LoadedModel, img: Image.Image, options: DecodeOptions, 
     return Decoded(tensor, {"decode": (t1 - t0 + header_s) * 1e3, "preprocess": (t2 - t1) * 1e3})
 
 
+class _Lane:
+    """Decoding threads and a semaphore of the same size: a request waits for a thread before it reserves memory."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self.free = asyncio.Semaphore(threads)
+
+    async def acquire(self, deadline: float | None) -> None:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            await asyncio.wait_for(self.free.acquire(), timeout)
+        except TimeoutError:
+            raise Overloaded("deadline", "no decoder came free before the request's deadline; retry") from None
+
+
 class DecodeLanes:
-    """A pool for ordinary images and a thread for large ones, both behind the memory budget."""
+    """A pool for ordinary images and one for large ones, both behind the memory budget."""
 
     def __init__(self, threads: int, large_pixels: int, budget: MemoryBudget) -> None:
         self.large_pixels, self.budget = large_pixels, budget
-        self._small = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="decode")
-        self._large = ThreadPoolExecutor(max_workers=max(1, threads // 2), thread_name_prefix="decode-large")
+        self._small = _Lane("decode", max(1, threads))
+        self._large = _Lane("decode-large", max(1, threads // 2))
 
     def close(self) -> None:
-        for pool in (self._small, self._large):
-            pool.shutdown(wait=False, cancel_futures=True)
+        for lane in (self._small, self._large):
+            lane.pool.shutdown(wait=False, cancel_futures=True)
 
     async def prepare(self, model: LoadedModel, data: bytes, options: DecodeOptions) -> Decoded:
-        """Header, reservation, decode on the right lane; raises ``ImageRejected`` or ``Overloaded``."""
+        """Header, a decoder, memory, then the decode; raises ``ImageRejected``, ``Overloaded`` or 413."""
         ticket = current_ticket()
         deadline = None if ticket is None else ticket.deadline
         t0 = time.perf_counter()
-        img, cost = await self._run(self._small, read_header, data, options, model.contract.preprocess)
+        header = self._small.pool.submit(read_header, data, options, model.contract.preprocess)
+        img, cost = await asyncio.wrap_future(header)  # reading a header takes microseconds to a millisecond
         opened = time.perf_counter() - t0
         w, h = img.size
         tensor_bytes = 4 * model.contract.input.channels * model.contract.input.height * model.contract.input.width
-        await self.budget.reserve(cost + tensor_bytes, deadline, f"decoding this {w}x{h} {img.mode} image")
-        if ticket is not None and ticket.account is not None:
-            ticket.account.held += tensor_bytes  # the tensor lives until the request ends
-        else:
+        if ticket is None or ticket.account is None:
             cost += tensor_bytes
-        if deadline is not None and time.monotonic() > deadline:
-            self.budget.release(cost)
-            raise Overloaded("deadline", "the request's deadline passed before its image could be decoded; retry")
         lane = self._large if w * h > self.large_pixels else self._small
+        await lane.acquire(deadline)  # wait for a thread first: memory is held only by decodes that run
+        reserved = 0
+        try:
+            await self.budget.reserve(cost, deadline, f"decoding this {w}x{h} {img.mode} image")
+            reserved = cost
+            if ticket is not None and ticket.account is not None:
+                await ticket.account.reserve(tensor_bytes, "this image's tensor")  # held until the request ends
+        except BaseException:
+            if reserved:
+                self.budget.release(reserved)
+            lane.free.release()
+            raise
         loop = asyncio.get_running_loop()
-        future = lane.submit(decode_opened, model, img, options, opened)
-        # Given back when the thread is done with the pixels, even if the request was cancelled meanwhile.
-        future.add_done_callback(lambda _: _on_loop(loop, self.budget.release, cost))
-        return await asyncio.wrap_future(future)
+        future = lane.pool.submit(decode_opened, model, img, options, opened)
 
-    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
-        future: Future[T] = pool.submit(fn, *args)
+        def done(_: Future[Decoded]) -> None:  # when the thread lets go of the pixels, even if the request left
+            self.budget.release(cost)
+            lane.free.release()
+
+        future.add_done_callback(lambda f: _on_loop(loop, done, f))
         return await asyncio.wrap_future(future)
 
 

@@ -26,7 +26,7 @@ def test_a_small_image_is_decoded_while_the_large_lane_is_busy(rgb_model_path: P
 
     async def main() -> list[str]:
         events: list[str] = []
-        lanes._large.submit(gate.wait, 10)  # the large lane is busy with someone's huge image
+        lanes._large.pool.submit(gate.wait, 10)  # the large lane is busy with someone's huge image
         large = asyncio.ensure_future(lanes.prepare(model, LARGE, DecodeOptions()))
         small = await asyncio.wait_for(lanes.prepare(model, SMALL, DecodeOptions()), 10)
         events.append(f"small {small.tensor.shape}")
