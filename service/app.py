@@ -11,13 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from core.imaging import DecodeOptions
-from core.model import LoadedModel, load_model
+from core.model import LoadedModel
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
 from service.routes import health, metrics, model_info, page, predict
 from service.settings import Settings
+from service.startup import describe, open_model
 
 log = logging.getLogger("service")
 
@@ -33,8 +34,12 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
     return Predictor(model, options, settings.decoders, batcher, metrics_)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; ``settings`` default to the environment, read once, here."""
+def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> FastAPI:
+    """Build the app; ``settings`` default to the environment, read once, here.
+
+    ``model``: already loaded and warmed up (``python -m service`` opens it first, to
+    refuse an unusable file in one line); otherwise the lifespan opens it.
+    """
     settings = settings or Settings()
     metrics_ = Metrics()
 
@@ -42,19 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings
         app.state.ready = False
-        model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
-        await run_in_threadpool(model.warm_up, s.warmup_rounds)
-        app.state.model = model
-        app.state.predictor = predictor = build_predictor(model, s, metrics_)
+        served = model or await run_in_threadpool(open_model, s)
+        app.state.model = served
+        app.state.predictor = predictor = build_predictor(served, s, metrics_)
         predictor.batcher.start()
         app.state.ready = True
-        log.info(
-            "model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads)",
-            s.model_path,
-            model.load_seconds,
-            model.warmup_seconds,
-            s.threads,
-        )
+        log.info("%s", describe(served, s))
         try:
             yield
         finally:
