@@ -59,7 +59,9 @@ def answer(model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, f
         label=ranked[0].label,
         confidence=ranked[0].score,
         top_k=ranked,
-        model=ModelRef(name=meta.get("name"), version=meta.get("version")),
+        model=ModelRef(
+            name=meta.get("name"), version=meta.get("version"), precision=model.precision, sha256=model.sha256
+        ),
         timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()},
     )
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from core.errors import ImageRejected
 from service.deps import Authorized, PredictorDep, SettingsDep, TopKDep
-from service.schemas import ERROR_RESPONSES, ErrorBody, Prediction, batch_request_body, predict_request_body
-from service.upload import read_many_images, read_one_image
+from service.schemas import (
+    ERROR_RESPONSES,
+    BatchError,
+    BatchItem,
+    BatchPrediction,
+    ErrorBody,
+    Prediction,
+    batch_request_body,
+    predict_request_body,
+)
+from service.hints import explain_rejection
+from service.upload import Upload, media_type, read_many_images, read_one_image
 
 router = APIRouter(tags=["predict"], dependencies=[Authorized], responses=ERROR_RESPONSES)
 
@@ -18,16 +29,28 @@ async def predict(request: Request, predictor: PredictorDep, settings: SettingsD
     The format is read from the bytes, never from the file name or declared type.
     """
     data = await read_one_image(request, settings.max_upload_bytes)
-    return await predictor.predict(data, top_k)
+    try:
+        return await predictor.predict(data, top_k)
+    except ImageRejected as exc:
+        raise explain_rejection(media_type(request), data, exc) from exc
 
 
 @router.post("/predict/batch", openapi_extra=batch_request_body())
 async def predict_batch(
     request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep
-) -> list[Prediction | ErrorBody]:
+) -> list[BatchPrediction | BatchError]:
     """Classify several images (multipart files or JSON `images`); answers in input order.
 
-    A bad item answers with its own `{"error": ...}` instead of failing the batch.
+    A bad item answers with its own `{"error": ...}` instead of failing the batch; every
+    answer echoes its `item` (index, field name, file name).
     """
-    items = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
-    return await predictor.predict_many(items, top_k)
+    uploads = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
+    answers = await predictor.predict_many([u.data for u in uploads], top_k)
+    return [_named(answer, i, u) for i, (answer, u) in enumerate(zip(answers, uploads, strict=True))]
+
+
+def _named(answer: Prediction | ErrorBody, index: int, upload: Upload) -> BatchPrediction | BatchError:
+    item = BatchItem(index=index, field=upload.field, filename=upload.filename)
+    if isinstance(answer, Prediction):
+        return BatchPrediction(**answer.model_dump(), item=item)
+    return BatchError(**answer.model_dump(), item=item)
