@@ -16,7 +16,8 @@ from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
-from service.routes import health, metrics, model_info, page, predict
+from service.routes import health, metrics, model_info, page, predict, preview
+from service.routes.docs import install_docs
 from service.settings import Settings
 from service.startup import describe, open_model
 
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         version="0.2.0",
         description="Send an image in any common format and form; get the top-k labels as JSON.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from service/routes/docs.py, without a CDN
+        redoc_url=None,
     )
     app.state.ready = False
     app.state.settings = settings
@@ -80,8 +83,9 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             max_age=600,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
-    for module in (page, health, metrics, model_info, predict):
+    for module in (page, health, metrics, model_info, predict, preview):
         app.include_router(module.router)
+    install_docs(app)
     return app
 
 
