@@ -40,7 +40,7 @@ Image.init()
 # only identifies; BUFR, GRIB, HDF5 and WMF need handlers that are not installed), EPS
 # would shell out to Ghostscript, PDF/PSD are documents, and the rest are no camera's
 # output: every other format is refused as "not an image" before any plugin parses it.
-_DECODED_FORMATS = ("AVIF", "BMP", "GIF", "HEIF", "ICO", "JPEG", "JPEG2000", "PNG", "PPM", "QOI", "TIFF", "WEBP")
+_DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "GIF", "BMP", "TIFF", "ICO", "JPEG2000", "PPM", "QOI")
 ALLOWED_FORMATS = tuple(f for f in _DECODED_FORMATS if f in Image.OPEN)  # AVIF/HEIF where the plugin is present
 
 # Past this many resized pixels (about what a decoded 12 MP photo holds), resize
