@@ -30,4 +30,6 @@ class ExportConfig:
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m export", description="Export a checkpoint to a served-ready ONNX file.")
-    return add_fields(p, ExportConfig)
+    add_fields(p, ExportConfig)
+    p.add_argument("--debug", action="store_true", help="show the full traceback when the command fails (or DEBUG=1)")
+    return p

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 
+from core.failures import debug_requested, one_line_errors
 from train.config import parse_config
 from train.run import train
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or debug_requested()
+    # A bad --data, --arch, --weights, a dataset too small, a changed split: one line, exit 2.
+    with one_line_errors("python -m train", debug=debug):
         train(parse_config(argv))
-    except (FileNotFoundError, ValueError) as exc:  # bad --data, --arch, --weights, or a changed split
-        logging.getLogger("train").error("%s", exc)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
