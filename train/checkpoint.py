@@ -96,8 +96,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load fails on foreign files with any error type (KeyError: 101...)
-        what = "holds pickled Python objects (a whole model?)" if "Unsupported global" in str(exc) else "is"
-        raise CheckpointError(f"{path} {what}, {expected}" if what != "is" else f"{path} is {expected}") from exc
+        pickled = "Unsupported global" in str(exc)  # weights_only refused a class: a whole pickled model
+        detail = "holds pickled Python objects (a whole model?), " if pickled else "is "
+        raise CheckpointError(f"{path} {detail}{expected}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is {expected} (no format {FORMAT!r} inside)")
     return ckpt
