@@ -7,8 +7,6 @@ import sys
 
 from core.failures import USER_ERRORS, debug_requested, one_line
 from export.config import ExportConfig, get_parser
-from export.pipeline import ExportError, run_export
-from export.report import summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = vars(get_parser().parse_args(argv))
     debug = args.pop("debug") or debug_requested()
+    from export.pipeline import ExportError, run_export  # imports torch: after the arguments parsed
+    from export.report import summary
+
     try:
         report = run_export(ExportConfig(**args, argv=list(argv)))
     except (ExportError, *USER_ERRORS) as exc:  # a failed check, a wrong path, a file that is not a checkpoint

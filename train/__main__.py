@@ -7,7 +7,6 @@ import sys
 
 from core.failures import debug_requested, one_line_errors
 from train.config import parse_config
-from train.run import train
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +15,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv or debug_requested()
     # A bad --data, --arch, --weights, a dataset too small, a changed split: one line, exit 2.
     with one_line_errors("python -m train", debug=debug):
-        train(parse_config(argv))
+        cfg = parse_config(argv)
+        from train.run import train  # imports torch: after the arguments parsed (--help stays instant)
+
+        train(cfg)
 
 
 if __name__ == "__main__":
