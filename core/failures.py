@@ -11,12 +11,19 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from core.errors import ClassifierError
 
 # What a wrong flag, path or file leads to; the messages name the problem and the fix.
 USER_ERRORS: tuple[type[BaseException], ...] = (ClassifierError, OSError, ValueError)
 EXIT_USAGE = 2
+
+
+def prog_name(module: str) -> str:
+    """``image-classifier-train`` when run as the installed console script, else ``python -m train``."""
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return script if script.startswith("image-classifier-") else f"python -m {module}"
 
 
 def debug_requested() -> bool:
@@ -30,7 +37,9 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def one_line_errors(prog: str, debug: bool = False, errors: tuple[type[BaseException], ...] = USER_ERRORS) -> Iterator[None]:
+def one_line_errors(
+    prog: str, debug: bool = False, errors: tuple[type[BaseException], ...] = USER_ERRORS
+) -> Iterator[None]:
     """Turn ``errors`` raised inside the block into ``prog: error: ...`` and exit 2 (re-raise with ``debug``)."""
     try:
         yield

@@ -17,9 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     from export.pipeline import ExportError, run_export  # imports torch: after the arguments parsed
     from export.report import summary
 
+    failures: tuple[type[BaseException], ...] = (ExportError, *USER_ERRORS)
     try:
         report = run_export(ExportConfig(**args, argv=list(argv)))
-    except (ExportError, *USER_ERRORS) as exc:  # a failed check, a wrong path, a file that is not a checkpoint
+    except failures as exc:  # a failed check, a wrong path, a file that is not a checkpoint
         if debug:
             raise
         print(f"export failed, nothing written: {one_line(exc)}", file=sys.stderr)

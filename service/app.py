@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings
         app.state.ready = False
-        served = model or await run_in_threadpool(open_model, s)
+        served = model if model is not None else await run_in_threadpool(open_model, s)
         app.state.model = served
         app.state.predictor = predictor = build_predictor(served, s, metrics_)
         predictor.batcher.start()

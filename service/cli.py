@@ -19,10 +19,8 @@ from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
 from core.errors import ClassifierError
-from core.failures import debug_requested, one_line_errors
+from core.failures import debug_requested, one_line_errors, prog_name
 from service.settings import Settings
-
-PROG = "python -m service"
 
 
 def _default(value: object) -> str:
@@ -44,7 +42,7 @@ def environment_help(width: int = 100) -> str:
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog_name("service"),
         description="Serve an exported model.onnx over HTTP (FastAPI + onnxruntime, one uvicorn worker).",
         epilog=environment_help()
         + "\n\nexample:\n  MODEL_PATH=artifacts/demo/model.onnx HOST=127.0.0.1 PORT=8000 python -m service",
@@ -60,7 +58,9 @@ def read_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()]
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        ]
         raise StartupError("invalid setting: " + "; ".join(problems)) from exc
 
 
@@ -82,7 +82,7 @@ def configure_logging(level: str) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
-    with one_line_errors(PROG, debug=args.debug or debug_requested()):
+    with one_line_errors(prog_name("service"), debug=args.debug or debug_requested()):
         settings = read_settings()
         configure_logging(settings.log_level)
         from service.startup import describe, open_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from core.failures import debug_requested, one_line_errors
+from core.failures import debug_requested, one_line_errors, prog_name
 from train.config import parse_config
 
 
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv or debug_requested()
     # A bad --data, --arch, --weights, a dataset too small, a changed split: one line, exit 2.
-    with one_line_errors("python -m train", debug=debug):
+    with one_line_errors(prog_name("train"), debug=debug):
         cfg = parse_config(argv)
         from train.run import train  # imports torch: after the arguments parsed (--help stays instant)
 

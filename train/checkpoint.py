@@ -89,10 +89,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     expected = "not a checkpoint written by `python -m train`; pass the best.pt of a training run"
     if not path.exists():
-        raise CheckpointError(f"{path} does not exist; train first (`python -m train ... --out RUN`), then pass RUN/best.pt")
+        raise CheckpointError(
+            f"{path} does not exist; train first (`python -m train ... --out RUN`), then pass RUN/best.pt"
+        )
     if path.is_dir():
         inside = path / "best.pt"
-        raise CheckpointError(f"{path} is a folder; pass {inside}" if inside.is_file() else f"{path} is a folder, {expected}")
+        raise CheckpointError(
+            f"{path} is a folder; pass {inside}" if inside.is_file() else f"{path} is a folder, {expected}"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load fails on foreign files with any error type (KeyError: 101...)

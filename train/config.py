@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 
 from core.cli import add_fields, opt, profiled_fields
+from core.failures import prog_name
 from train.datacheck import MIN_PER_CLASS
 from train.sources import source_for, sources
 
@@ -71,7 +72,7 @@ def _profile_help(f: Field) -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description="Fine-tune an image classifier.")
+    p = argparse.ArgumentParser(prog=prog_name("train"), description="Fine-tune an image classifier.")
     add_fields(p, TrainConfig, _profile_help)
     p.add_argument("--debug", action="store_true", help="show the full traceback when the command fails (or DEBUG=1)")
     return p

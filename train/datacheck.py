@@ -38,7 +38,10 @@ def check_dataset(data: SplitData, min_per_class: int = MIN_PER_CLASS) -> list[s
         )
     small = [(f, total[i]) for i, f in enumerate(data.folders) if total[i] < min_per_class]
     unseen = [
-        f"{f} ({s})" for i, f in enumerate(data.folders) for s in ("val", "test") if min_per_class and not per_split[s][i]
+        f"{f} ({s})"
+        for i, f in enumerate(data.folders)
+        for s in ("val", "test")
+        if min_per_class and not per_split[s][i]
     ]
     if small or unseen:
         problem = f"fewer than {min_per_class} images in {_listing(small)}" if small else f"none in {', '.join(unseen)}"
@@ -49,4 +52,8 @@ def check_dataset(data: SplitData, min_per_class: int = MIN_PER_CLASS) -> list[s
         )
     if not per_split["train"]:
         raise DatasetError(f"no image landed in the train split ({len(data.entries)} images {where}); add images")
-    return [f"the {s} split is empty: its accuracy will be measured on 0 images" for s in ("val", "test") if not per_split[s]]
+    return [
+        f"the {s} split is empty: its accuracy will be measured on 0 images"
+        for s in ("val", "test")
+        if not per_split[s]
+    ]

@@ -28,7 +28,8 @@ def _page(title: str, head: str, body: str) -> HTMLResponse:
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n"
-        f'<link rel="icon" type="image/png" href="docs-assets/favicon.png">\n{head}</head>\n<body>\n{body}</body>\n</html>\n'
+        '<link rel="icon" type="image/png" href="docs-assets/favicon.png">\n'
+        f"{head}</head>\n<body>\n{body}</body>\n</html>\n"
     )
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 

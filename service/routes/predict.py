@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from core.errors import ImageRejected
 from service.deps import Authorized, PredictorDep, SettingsDep, TopKDep
+from service.hints import explain_rejection
 from service.schemas import (
     ERROR_RESPONSES,
     BatchError,
@@ -16,7 +17,6 @@ from service.schemas import (
     batch_request_body,
     predict_request_body,
 )
-from service.hints import explain_rejection
 from service.upload import Upload, media_type, read_many_images, read_one_image
 
 router = APIRouter(tags=["predict"], dependencies=[Authorized], responses=ERROR_RESPONSES)

@@ -53,7 +53,9 @@ def test_not_a_checkpoint(checkpoint: Path, tmp_path: Path, capsys, case: str) -
 
 
 def test_data_root_that_does_not_exist_is_refused(checkpoint: Path, tmp_path: Path, capsys) -> None:
-    line = refused(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--data-root", "/nonexistent"], capsys)
+    line = refused(
+        ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--data-root", "/nonexistent"], capsys
+    )
     assert line == "--data-root /nonexistent: not a folder; pass the image folder the run was trained on"
     assert not (tmp_path / "out").exists()
 

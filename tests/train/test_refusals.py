@@ -16,7 +16,19 @@ from train.__main__ import main  # noqa: E402
 
 pytestmark = [pytest.mark.torch]
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["--arch", "tinycnn", "--weights", "none", "--img-size", "32", "--epochs", "1", "--no-progress", "--workers", "0"]
+FAST = [
+    "--arch",
+    "tinycnn",
+    "--weights",
+    "none",
+    "--img-size",
+    "32",
+    "--epochs",
+    "1",
+    "--no-progress",
+    "--workers",
+    "0",
+]
 
 
 def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
