@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import ImageRejected
+from core.errors import ImageRejected, NotAnImage, UndecodableImage
 from service.errors import ApiError
 
 FORM = "application/x-www-form-urlencoded"
@@ -20,6 +20,6 @@ def looks_like_curl_d(content_type: str, body: bytes) -> bool:
 
 def explain_rejection(content_type: str, body: bytes, exc: ImageRejected) -> ImageRejected | ApiError:
     """The refusal to send for ``body``: a 415 naming ``--data-binary`` when it looks mangled by ``curl -d``."""
-    if looks_like_curl_d(content_type, body):
+    if isinstance(exc, NotAnImage | UndecodableImage) and looks_like_curl_d(content_type, body):
         return ApiError(415, "unsupported_media_type", CURL_D)
     return exc
