@@ -159,12 +159,19 @@ def predict_request_body() -> dict[str, Any]:
                 },
                 "image/*": _binary(),
                 "application/octet-stream": _binary(),
-                "application/json": {
-                    "schema": {"oneOf": [ImageJSON.model_json_schema(), ImageURL.model_json_schema()]}
-                },
+                "application/json": {"schema": _image_json_schema()},
             },
         }
     }
+
+
+def _image_json_schema() -> dict[str, Any]:
+    """ImageJSON or ImageURL: an object with one of ``image`` and ``url``."""
+    schema = ImageJSON.model_json_schema()
+    schema["properties"]["url"] = ImageURL.model_json_schema()["properties"]["url"]
+    schema.pop("required", None)
+    schema["description"] = 'send "image" (base64) or "url" (fetched by the server when URL_ALLOWED_HOSTS allows it)'
+    return schema
 
 
 def _batch_json_schema() -> dict[str, Any]:

@@ -161,13 +161,13 @@ def image_elements(t: InputTensor, max_items: int) -> list[bytes]:
     """A BYTES tensor of encoded images -> their bytes (binary as is, JSON strings as base64)."""
     if t.datatype != "BYTES":
         raise bad_request(f"input {t.name!r} must be BYTES (encoded image files), got {t.datatype}")
+    _check_batch(t.count, t.name, max_items)  # before decoding anything
     if t.raw is not None:
         items = deserialize_bytes(t.raw, t.name)
     else:
         items = [decode_base64(v, f"{t.name}[{i}]") for i, v in enumerate(_flatten(t.data))]
     if len(items) != t.count:
         raise bad_request(f"input {t.name!r}: shape {t.shape} holds {t.count} elements, the data has {len(items)}")
-    _check_batch(len(items), t.name, max_items)
     return items
 
 
@@ -187,7 +187,8 @@ def tensor_batch(t: InputTensor, contract: ModelContract, max_items: int) -> np.
         array = np.frombuffer(t.raw, dtype="<f4")
     else:
         try:
-            array = np.asarray(_flatten(t.data), dtype=np.float32)
+            with np.errstate(over="ignore"):  # 1e39 becomes inf, refused below
+                array = np.asarray(_flatten(t.data), dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise bad_request(f"input {t.name!r}: data must be numbers ({exc})") from exc
         if array.size != t.count:
