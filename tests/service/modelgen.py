@@ -14,9 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from core.contract import (
     IMAGENET_MEAN,
-    CalibrationSpec,
     IMAGENET_STD,
     METADATA_KEY,
+    CalibrationSpec,
     InputSpec,
     ModelContract,
     OutputSpec,
