@@ -72,25 +72,25 @@ def server_metadata(request: Request) -> dict[str, Any]:
 
 
 @router.get("/v2/health/live")
-def server_live() -> Response:
-    """Liveness: 200 as soon as the process answers."""
-    return Response(status_code=200)
+def server_live() -> dict[str, bool]:
+    """Liveness: 200 as soon as the process answers (KServe's client reads the body, Triton's the status)."""
+    return {"live": True}
 
 
 @router.get("/v2/health/ready", responses=ERRORS)
-def server_ready(request: Request) -> Response:
+def server_ready(request: Request) -> dict[str, bool]:
     """Readiness: 200 once the model is loaded and warmed up."""
     if not getattr(request.app.state, "ready", False):
         raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
-    return Response(status_code=200)
+    return {"ready": True}
 
 
 @router.get("/v2/models/{name}/ready", responses=ERRORS)
 @router.get("/v2/models/{name}/versions/{version}/ready", responses=ERRORS, include_in_schema=False)
-def model_ready(model: ModelDep, name: str, version: str | None = None) -> Response:
+def model_ready(model: ModelDep, name: str, version: str | None = None) -> dict[str, Any]:
     """200 when this model is ready (503 while loading, 404 for another name)."""
     check_model(model, name, version)
-    return Response(status_code=200)
+    return {"name": name, "ready": True}
 
 
 @router.get("/v2/models/{name}", dependencies=[Authorized], responses=ERRORS)
