@@ -78,6 +78,7 @@ class Fit:
     ece_after: float
     nll_before: float
     nll_after: float
+    at_bound: bool = False  # an end of T_RANGE fits as well: no optimum inside it (e.g. every image right by far)
 
     def measured_on(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float | int]:
         """ECE and NLL before/after on other images (the test split): the out-of-sample check."""
@@ -96,6 +97,8 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> Fit:
         raise ValueError("calibration needs at least one labelled image")
     t = fit_temperature(logits, labels)
     z = logits.astype(np.float64)
+    best = nll(logits, labels, t)
+    ends = [nll(logits, labels, end) for end in T_RANGE]
     return Fit(
         temperature=t,
         n=len(labels),
@@ -103,7 +106,8 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, bins: int = 15) -> Fit:
         ece_before=ece(softmax(z), labels, bins),
         ece_after=ece(softmax(z / t), labels, bins),
         nll_before=nll(logits, labels),
-        nll_after=nll(logits, labels, t),
+        nll_after=best,
+        at_bound=min(ends) <= best + 1e-9,
     )
 
 

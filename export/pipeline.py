@@ -119,6 +119,13 @@ def calibration_step(
     session = open_session(model_bytes)
     logits = run_batches(session, x).logits
     fit = calibrate(logits, y)
+    if fit.at_bound:  # NLL keeps falling as T -> 0 or infinity: no temperature is supported by the data
+        reason = (
+            f"the validation split ({fit.n} images) gives no optimum: T ran to {fit.temperature:.3g} "
+            f"(ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}), e.g. every image is right by a wide margin; "
+            "the service reports the raw softmax"
+        )
+        return None, {"skipped": reason}
     spec = CalibrationSpec(
         temperature=fit.temperature,
         fitted_on=f"validation split ({fit.n} images)",

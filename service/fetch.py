@@ -30,6 +30,7 @@ import httpx
 
 from core.errors import ClassifierError
 from service.errors import ApiError
+from service.settings import Settings
 
 MAX_REDIRECTS = 3
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,13 +58,17 @@ class UrlPolicy:
     max_bytes: int = 20 * 1024 * 1024
 
     @classmethod
-    def from_settings(cls, settings: Any) -> UrlPolicy:
+    def from_settings(cls, settings: Settings) -> UrlPolicy:
         def split(text: str) -> list[str]:
             return [part.strip() for part in text.split(",") if part.strip()]
 
+        try:
+            networks = tuple(ipaddress.ip_network(n, strict=False) for n in split(settings.url_allowed_networks))
+        except ValueError as exc:
+            raise ValueError(f"URL_ALLOWED_NETWORKS: {exc} (expected CIDRs such as 10.20.0.0/16)") from exc
         return cls(
             hosts=tuple(h.lower().strip("[]") for h in split(settings.url_allowed_hosts)),
-            networks=tuple(ipaddress.ip_network(n, strict=False) for n in split(settings.url_allowed_networks)),
+            networks=networks,
             allow_http=settings.url_allow_http,
             connect_timeout=settings.url_connect_timeout_s,
             read_timeout=settings.url_read_timeout_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,9 @@ def test_model_metadata_carries_the_contract(pipeline: dict[str, Path]) -> None:
     assert list(contract.labels) == ckpt["labels"]
     assert contract.training["split_sha256"] == ckpt["split_sha256"]
     assert contract.parity["top1_agreement"] == 1.0 and contract.parity["n"] > 0
-    assert contract.calibration is not None and contract.calibration.temperature > 0
-    assert contract.calibration.ece_after is not None and contract.calibration.ece_before is not None
-    assert contract.calibration.ece_after < contract.calibration.ece_before  # on the trained model's val split
+    report = json.loads((pipeline["model"].parent / "export_report.json").read_text())["calibration"]
+    if contract.calibration is None:  # the demo model may separate its val split perfectly: no T to fit
+        assert "gives no optimum" in report["skipped"]
+    else:
+        assert contract.calibration.ece_after is not None and contract.calibration.ece_before is not None
+        assert contract.calibration.ece_after < contract.calibration.ece_before  # on the trained model's val split

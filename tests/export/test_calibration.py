@@ -45,6 +45,8 @@ def test_ece_at_its_edges() -> None:
     with pytest.raises(ValueError):
         calibrate(np.zeros((0, 3), np.float32), np.zeros(0, np.int64))
     assert 0.05 <= fit_temperature(np.zeros((5, 3), np.float32), np.zeros(5, np.int64)) <= 20  # flat: any T, in range
+    separable = np.eye(3, dtype=np.float32)[y] * 5  # every answer right by a margin: NLL falls as T -> 0
+    assert calibrate(separable, y).at_bound and not calibrate(*overconfident()).at_bound
 
 
 def test_reliability_diagram_is_a_png(tmp_path: Path) -> None:
