@@ -44,6 +44,14 @@ class ImageURL:
     url: str
 
 
+@dataclass
+class Budget:
+    """Bytes that the fetches of one request may hold together (a batch of URLs shares MAX_UPLOAD_BYTES)."""
+
+    limit: int
+    used: int = 0
+
+
 def refused(code: str, message: str, status: int = 403) -> ApiError:
     return ApiError(status, code, message)
 
@@ -159,15 +167,17 @@ class UrlFetcher:
         self.policy = policy
         self._ssl = ssl.create_default_context(cafile=certifi.where())
 
-    async def fetch(self, text: Any) -> bytes:
+    async def fetch(self, text: Any, budget: Budget | None = None) -> bytes:
+        """The image at ``text``; ``budget`` is shared by the other fetches of the same request."""
         p = self.policy
+        budget = budget or Budget(p.max_bytes)
         url = check_url(text, p)
         timeout = httpx.Timeout(connect=p.connect_timeout, read=p.read_timeout, write=p.read_timeout, pool=None)
         async with httpx.AsyncClient(verify=self._ssl, timeout=timeout, follow_redirects=False, trust_env=False) as c:
             for _ in range(MAX_REDIRECTS + 1):
                 try:
                     async with asyncio.timeout(p.connect_timeout + p.read_timeout):
-                        body, location = await self._get(c, url)
+                        body, location = await self._get(c, url, budget)
                 except (TimeoutError, httpx.TimeoutException) as exc:
                     raise refused("url_timeout", f"{url} did not answer within the timeouts", 400) from exc
                 except httpx.HTTPError as exc:
@@ -183,7 +193,7 @@ class UrlFetcher:
             raise refused("url_redirect_refused", f"{url} redirects to another host ({target.host!r}); not followed")
         return check_url(str(target), self.policy)
 
-    async def _get(self, client: httpx.AsyncClient, url: httpx.URL) -> tuple[bytes, str | None]:
+    async def _get(self, client: httpx.AsyncClient, url: httpx.URL, budget: Budget) -> tuple[bytes, str | None]:
         """One hop: the body, or the Location of a redirect."""
         address = await resolve(url, self.policy)
         target, headers, extensions = pinned(url, address)
@@ -194,36 +204,44 @@ class UrlFetcher:
                 return b"", response.headers["location"]
             if response.status_code != 200:
                 raise refused("url_fetch_failed", f"{url} answered HTTP {response.status_code}", 400)
-            return await self._read(response, url), None
+            return await self._read(response, url, budget), None
         finally:
             await response.aclose()
 
-    async def _read(self, response: httpx.Response, url: httpx.URL) -> bytes:
+    async def _read(self, response: httpx.Response, url: httpx.URL, budget: Budget) -> bytes:
         limit = self.policy.max_bytes
         too_large = refused(
-            "payload_too_large", f"the image at {url} is over the {limit:,}-byte limit (MAX_UPLOAD_BYTES)", 413
+            "payload_too_large",
+            f"the image at {url} is over the {limit:,}-byte limit (MAX_UPLOAD_BYTES; a batch's URLs share it)",
+            413,
         )
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and budget.used + int(declared) > budget.limit:
             raise too_large
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                budget.used += len(chunk)
+                if budget.used > budget.limit:
+                    raise too_large
+        except ApiError:
+            budget.used -= len(body)  # a refused image gives its share back to the others
+            raise
         return bytes(body)
 
 
 async def resolve_items(
     items: list[bytes | ClassifierError | ImageURL], fetcher: UrlFetcher
 ) -> list[bytes | ClassifierError]:
-    """Fetch the URL items of a batch concurrently; a refused URL becomes that item's error."""
+    """Fetch the URL items of a batch concurrently, sharing one byte budget; a refused URL becomes that item's error."""
+    budget = Budget(fetcher.policy.max_bytes)
 
     async def one(item: bytes | ClassifierError | ImageURL) -> bytes | ClassifierError:
         if not isinstance(item, ImageURL):
             return item
         try:
-            return await fetcher.fetch(item.url)
+            return await fetcher.fetch(item.url, budget)
         except ClassifierError as exc:
             return exc
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -24,6 +25,7 @@ from tests.service.conftest import encode, make_client
 RED = encode(Image.new("RGB", (64, 48), (230, 20, 20)), "JPEG")
 LIMIT = 60_000  # MAX_UPLOAD_BYTES in these tests
 BIG = b"\xff\xd8\xff" + bytes(LIMIT * 2)
+NOISE = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 120, 3), dtype=np.uint8)), "PNG")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,6 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         routes = {
             "/red.jpg": lambda: self.send(200, RED),
+            "/noise.png": lambda: self.send(200, NOISE, "image/png"),
             "/page.html": lambda: self.send(200, b"<html><body>not an image</body></html>", "text/html"),
             "/big.jpg": lambda: self.send(200, BIG),
             "/stream.jpg": lambda: self.send(200, BIG, length=False),  # no Content-Length: counted as it streams
@@ -158,6 +161,13 @@ def test_batch_mixes_urls_and_base64(client: TestClient, origin: str) -> None:
     assert answers[1]["error"]["code"] == "unsupported_media_type"
     answers = client.post("/predict/batch", json={"images": [{"url": f"{origin}/metadata"}]}).json()
     assert answers[0]["error"]["code"] == "url_redirect_refused"
+
+
+def test_a_batch_of_urls_shares_the_byte_limit(client: TestClient, origin: str) -> None:
+    assert LIMIT / 2 < len(NOISE) < LIMIT  # each fits alone, two do not
+    answers = client.post("/predict/batch", json={"images": [{"url": f"{origin}/noise.png"}] * 2}).json()
+    codes = sorted(a["error"]["code"] if "error" in a else "ok" for a in answers)
+    assert codes == ["ok", "payload_too_large"], answers
 
 
 def test_address_and_host_rules() -> None:
