@@ -47,6 +47,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "example": {
+                    "inputs": [{"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [1], "data": ["<base64 image>"]}],
+                    "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}],
+                }
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "binary tensor data extension: the JSON (Inference-Header-Content-Length bytes), "
+                "then each input's bytes; BYTES elements as <uint32 LE length><bytes>",
+            },
+        },
+    }
+}
+
+
 def served_name(model: LoadedModel) -> str:
     return str(model.contract.model.get("name") or model.path.parent.name or "model")
 
@@ -137,8 +157,10 @@ async def probabilities(req: InferRequest, predictor: Predictor, max_items: int)
     return np.stack(rows)
 
 
-@router.post("/v2/models/{name}/infer", dependencies=[Authorized], responses=ERRORS)
-@router.post("/v2/models/{name}/versions/{version}/infer", dependencies=[Authorized], responses=ERRORS)
+@router.post("/v2/models/{name}/infer", dependencies=[Authorized], responses=ERRORS, openapi_extra=INFER_BODY)
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer", dependencies=[Authorized], responses=ERRORS, openapi_extra=INFER_BODY
+)
 async def infer(
     request: Request, predictor: PredictorDep, settings: SettingsDep, name: str, version: str | None = None
 ) -> Response:

@@ -226,6 +226,8 @@ def test_paths_auth_and_size_limits(raw: TestClient, spatial_model_path: Path) -
     assert raw.post("/v2/models/other/infer", content=json.dumps(image_doc())).status_code == 404
     assert raw.post(f"/v2/models/{MODEL}/versions/9/infer", content=json.dumps(image_doc())).status_code == 404
     assert raw.post(f"/v2/models/{MODEL}/versions/1/infer", content=json.dumps(image_doc())).status_code == 200
+    infer_doc = raw.get("/openapi.json").json()["paths"]["/v2/models/{name}/infer"]["post"]
+    assert {"application/json", "application/octet-stream"} <= set(infer_doc["requestBody"]["content"])
     assert raw.get("/v2/health/live").status_code == 200 and raw.get("/v2/nothing").json().keys() == {"error"}
     with make_client(spatial_model_path, max_upload_bytes=2000) as small:
         r = infer_json(small, image_doc(4))
