@@ -14,9 +14,10 @@ from core.imaging import DecodeOptions
 from core.model import LoadedModel
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
+from service.fetch import UrlFetcher, UrlPolicy
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
-from service.routes import health, metrics, model_info, page, predict, preview
+from service.routes import health, metrics, model_info, page, predict, preview, v2
 from service.routes.docs import install_docs
 from service.settings import Settings
 from service.startup import describe, open_model
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     app.state.ready = False
     app.state.settings = settings
     app.state.metrics = metrics_
+    app.state.fetcher = UrlFetcher(UrlPolicy.from_settings(settings))
     install_error_handlers(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
@@ -83,7 +85,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             max_age=600,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
-    for module in (page, health, metrics, model_info, predict, preview):
+    for module in (page, health, metrics, model_info, predict, preview, v2):
         app.include_router(module.router)
     install_docs(app)
     return app

@@ -22,13 +22,14 @@ from starlette.requests import ClientDisconnect
 
 from core.errors import ClassifierError
 from service.errors import ApiError
+from service.fetch import ImageURL
 
 
 @dataclass(frozen=True)
 class Upload:
     """One image of a request, with the name the client gave it (a batch answer echoes it)."""
 
-    data: bytes | ClassifierError  # a bad base64 item carries its own error
+    data: bytes | ClassifierError | ImageURL  # a bad base64 item carries its own error; a URL is fetched later
     field: str  # the multipart field name, or ``images[i]`` for JSON
     filename: str | None = None
 
@@ -109,8 +110,8 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
 
 
-async def read_one_image(request: Request, limit: int) -> bytes:
-    """The image of a /predict call: one multipart file, a JSON ``image``, or the raw body."""
+async def read_one_image(request: Request, limit: int) -> bytes | ImageURL:
+    """The image of a /predict call: one multipart file, a JSON ``image`` or ``url``, or the raw body."""
     kind = media_type(request)
     if kind == "multipart/form-data":
         one = ApiError(400, "missing_file", "send exactly one file, e.g. -F 'file=@photo.jpg' (or use /predict/batch)")
@@ -118,13 +119,17 @@ async def read_one_image(request: Request, limit: int) -> bytes:
         if len(files) != 1:
             raise one
         data = files[0].data
-        if isinstance(data, ClassifierError):  # not reached: multipart parts are bytes
-            raise data
+        if not isinstance(data, bytes):  # not reached: multipart parts are bytes
+            raise ApiError(400, "bad_multipart", "the file part could not be read")
         return data
     if kind == "application/json":
         doc = await read_json(request, limit)
+        if isinstance(doc, dict) and "url" in doc and "image" not in doc:
+            return ImageURL(doc["url"])
         if not isinstance(doc, dict) or "image" not in doc:
-            raise ApiError(422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"}')
+            raise ApiError(
+                422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"} or {"url": "..."}'
+            )
         return decode_base64(doc["image"], "image")
     return await read_limited(request, limit)
 
@@ -156,7 +161,9 @@ def _too_many(max_items: int) -> ApiError:
     return ApiError(422, "too_many_images", f"at most {max_items} images per batch (MAX_BATCH_ITEMS)")
 
 
-def _try_base64(value: Any, where: str) -> bytes | ClassifierError:
+def _try_base64(value: Any, where: str) -> bytes | ClassifierError | ImageURL:
+    if isinstance(value, dict) and set(value) == {"url"}:
+        return ImageURL(value["url"])
     try:
         return decode_base64(value, where)
     except ApiError as exc:

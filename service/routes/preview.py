@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from core.contract import Color
 from core.errors import ImageRejected, UndecodableImage
 from core.imaging import DecodeOptions, load_image
-from service.deps import Authorized, ModelDep, SettingsDep
+from service.deps import Authorized, FetcherDep, ModelDep, SettingsDep
+from service.fetch import ImageURL
 from service.schemas import ERROR_RESPONSES, predict_request_body
 from service.upload import read_one_image
 
@@ -44,9 +45,11 @@ def preview_jpeg(data: bytes, color: Color, options: DecodeOptions) -> bytes:
     responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG at most 512 px on its longest side"}},
     openapi_extra=predict_request_body(),
 )
-async def preview(request: Request, model: ModelDep, settings: SettingsDep) -> Response:
+async def preview(request: Request, model: ModelDep, settings: SettingsDep, fetcher: FetcherDep) -> Response:
     """A downscaled JPEG of the image as decoded for the model (for formats a browser cannot show)."""
     data = await read_one_image(request, settings.max_upload_bytes)
+    if isinstance(data, ImageURL):
+        data = await fetcher.fetch(data.url)
     options = DecodeOptions(max_pixels=settings.max_pixels)
     jpeg = await run_in_threadpool(preview_jpeg, data, model.contract.input.color, options)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
