@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
-PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;#]+)")
+PIN = re.compile(r"^([A-Za-z0-9._-]+(?:\[[^\]]*\])?)==([^\s;#]+)")  # name[extras]==version
 
 
 def canonical(name: str) -> str:
