@@ -1,4 +1,4 @@
-"""Every refusal is ``{"error": {"code", "message"}}`` with a status that says what to fix.
+"""Every refusal is ``{"error": {"code", "message", "request_id"}}`` with a status that says what to fix.
 
 Domain errors (``core.errors``) know what went wrong, not how HTTP says it; this
 module is the one place that maps them to statuses, and the one handler that
@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ClassifierError, ImageTooLarge, NotAnImage
-from service.schemas import ErrorBody, ErrorDetail
+from service import request_id
+from service.schemas import ErrorBody, ErrorDetail, Refusal, RefusalDetail
 
 log = logging.getLogger("service")
 
@@ -44,8 +45,12 @@ def error_body(exc: ClassifierError) -> ErrorBody:
 
 
 def refusal(exc: ClassifierError) -> JSONResponse:
-    headers = exc.headers if isinstance(exc, ApiError) else None
-    return JSONResponse(error_body(exc).model_dump(), status_code=status_of(exc), headers=headers)
+    """The answer to a refused request: its error, with the request id in the body and the header."""
+    rid = request_id.current_id() or request_id.new_id()
+    request_id.note(outcome=exc.code)
+    headers = {**(exc.headers if isinstance(exc, ApiError) and exc.headers else {}), request_id.HEADER: rid}
+    body = Refusal(error=RefusalDetail(code=exc.code, message=exc.message, request_id=rid))
+    return JSONResponse(body.model_dump(), status_code=status_of(exc), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

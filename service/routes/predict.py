@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from service import tracing
 from service.deps import Authorized, PredictorDep, SettingsDep, TopKDep
 from service.schemas import ERROR_RESPONSES, ErrorBody, Prediction, batch_request_body, predict_request_body
 from service.upload import read_many_images, read_one_image
@@ -17,7 +18,8 @@ async def predict(request: Request, predictor: PredictorDep, settings: SettingsD
 
     The format is read from the bytes, never from the file name or declared type.
     """
-    data = await read_one_image(request, settings.max_upload_bytes)
+    with tracing.span("receive"):
+        data = await read_one_image(request, settings.max_upload_bytes)
     return await predictor.predict(data, top_k)
 
 
@@ -29,5 +31,6 @@ async def predict_batch(
 
     A bad item answers with its own `{"error": ...}` instead of failing the batch.
     """
-    items = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
+    with tracing.span("receive"):
+        items = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
     return await predictor.predict_many(items, top_k)
