@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         version="0.2.0",
         description="Send an image in any common format and form; get the top-k labels as JSON.",
         lifespan=lifespan,
+        telemetry=tracing.fastapi_telemetry(),
     )
     app.state.ready = False
     app.state.settings = settings

@@ -24,6 +24,8 @@ from typing import IO, Any
 from service import request_id
 
 FORMATS = ("auto", "json", "plain")
+# Libraries that see the client's bytes: kept at WARNING whatever LOG_LEVEL says.
+QUIET_LIBRARIES = ("PIL", "multipart", "python_multipart", "pillow_heif")
 
 
 class RequestIdFilter(logging.Filter):
@@ -98,4 +100,6 @@ def configure_logging(level: str = "info", log_format: str = "auto", stream: IO[
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = name != "uvicorn.access"  # replaced by service.access
+    for name in QUIET_LIBRARIES:  # their DEBUG lines quote image headers and multipart chunks
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)

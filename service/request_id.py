@@ -1,9 +1,10 @@
 """Every request gets an id, echoed back and carried by every log line and error body about it.
 
 The id comes from the client's ``X-Request-ID`` when it is a sane token, else
-from the trace id of a W3C ``traceparent`` (or of the request's own span when
-tracing is on), else it is generated: 32 hex digits, the shape of a trace id,
-so one id finds the request in the logs and in a tracing backend.
+from the trace id of the request's span when tracing is on (which continues a
+client's W3C ``traceparent``), else from a ``traceparent``'s trace id, else it
+is generated: 32 hex digits, the shape of a trace id, so one id finds the
+request in the logs and in a tracing backend.
 
 A pure ASGI middleware (no task switch, so the context it sets is the one every
 handler sees) resolves the id, times the request, counts bytes both ways and
@@ -95,7 +96,7 @@ def image_fields(images: list[tuple[str | None, int, int]]) -> dict[str, Any]:
 
 
 class RequestIdMiddleware:
-    """Resolve the id, echo it, trace the request when tracing is on, and log it once at the end."""
+    """Resolve the id, echo it, hand the request's tracing state on, and log the request once at the end."""
 
     def __init__(self, app: ASGIApp, tracer: tracing.Tracing) -> None:
         self.app, self.tracer = app, tracer
@@ -105,8 +106,9 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        trace = self.tracer.start_request(scope["method"], headers)
+        trace = self.tracer.start_request()
         ctx = RequestContext(given_id(headers) or trace.trace_id or parent_trace_id(headers) or new_id())
+        trace.tag(ctx.request_id)
         # Set, never reset: each request runs in its own task, and the 500 handler, which
         # Starlette runs outside this middleware, must still see the id.
         _current.set(ctx)
@@ -127,18 +129,20 @@ class RequestIdMiddleware:
                 if all(k.lower() != _HEADER_BYTES for k, _ in raw):
                     raw.append(header)
                 message = {**message, "headers": raw}
-                trace.responding()
             elif message["type"] == "http.response.body":
                 counts["bytes_out"] += len(message.get("body", b""))
                 if not message.get("more_body", False):
-                    trace.responded()
+                    trace.responded()  # before the server span (outside this middleware) ends
             await send(message)
 
         try:
             await self.app(scope, receive_counted, send_with_id)
+        except Exception:
+            ctx.fields.setdefault("outcome", "internal_error")  # answered 500 by Starlette, outside
+            raise
         finally:
+            trace.responded()
             route = getattr(scope.get("route"), "path", None)
-            trace.finish(route, counts["status"], ctx.request_id)
             write_access_line(scope, route, ctx, counts, (time.perf_counter() - start) * 1e3, trace.trace_id)
 
 

@@ -1,15 +1,20 @@
-"""Optional OpenTelemetry traces: a server span per request with receive, decode, preprocess,
-queue, inference and respond inside it, exported by OTLP/HTTP when an endpoint is set.
+"""Optional OpenTelemetry traces: FastAPI's own server span per request, and inside it the
+service's stages: receive, decode, preprocess, queue, inference, respond. Exported by OTLP/HTTP
+when an endpoint is set.
 
-Off by default. While off, the SDK and the exporter are never imported, and
-each hook (``span``, ``record``, ``annotate``) costs one ContextVar lookup.
-On, each request's server span continues the client's W3C ``traceparent``
-when it sent one. The tracer travels in a ContextVar set per request, not in a
-global, so apps with and without tracing can share one process (the tests do).
+Off by default. While off, FastAPI's telemetry is switched off, the SDK and the exporter are
+never imported, and each hook here (``span``, ``record``, ``annotate``, ``responding``)
+costs one ContextVar lookup. On, the SDK provider goes to ``FastAPI(telemetry=...)``, whose
+server span continues the client's W3C ``traceparent`` and follows the HTTP semantic
+conventions; this module adds the stages. The per-request state travels in a ContextVar set by
+the request-id middleware, not in a global, so apps with and without tracing can share one
+process (the tests do), and it is one mutable object, so the decode threads (which run in a
+copy of the request's context) and the middleware see the same one.
 
-Queue and inference are recorded after the fact with explicit times: one
-onnxruntime call serves a whole micro-batch, so every request in it gets its
-own ``inference`` span for the same interval, tagged with the batch size.
+Queue and inference are recorded after the fact with explicit times: one onnxruntime call
+serves a whole micro-batch, so every request in it gets its own ``inference`` span for the same
+interval, tagged with the batch size. ``respond`` runs from the route's return (FastAPI's
+validation and JSON encoding of the answer) until the last byte is handed to the server.
 """
 
 from __future__ import annotations
@@ -19,38 +24,46 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported for real only when tracing is on
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
     from service.settings import Settings
 
-_tracer: ContextVar[Tracer | None] = ContextVar("tracer", default=None)
+_request: ContextVar[RequestTrace | None] = ContextVar("request_trace", default=None)
 _NOOP: AbstractContextManager[Any] = nullcontext()
 
 
 def active() -> bool:
-    return _tracer.get() is not None
+    return _request.get() is not None
 
 
 def span(name: str) -> AbstractContextManager[Any]:
     """A child span of whatever is current (``with tracing.span("decode"):``); a shared no-op when off."""
-    tracer = _tracer.get()
-    return _NOOP if tracer is None else tracer.start_as_current_span(name)
+    request = _request.get()
+    return _NOOP if request is None else request.tracer.start_as_current_span(name)
 
 
 def record(name: str, start_ns: int, end_ns: int, **attributes: Any) -> None:
     """A span that already happened, from ``time.time_ns()`` stamps."""
-    tracer = _tracer.get()
-    if tracer is not None:
-        tracer.start_span(name, start_time=start_ns, attributes=attributes).end(end_time=end_ns)
+    request = _request.get()
+    if request is not None:
+        request.tracer.start_span(name, start_time=start_ns, attributes=attributes).end(end_time=end_ns)
 
 
 def annotate(**attributes: Any) -> None:
     """Attributes on the current span (image format and size on ``decode``, ...)."""
-    if _tracer.get() is not None:
+    if _request.get() is not None:
         from opentelemetry import trace
 
         trace.get_current_span().set_attributes({k: v for k, v in attributes.items() if v is not None})
+
+
+def responding() -> None:
+    """The answer is computed: from here until its last byte is sent is ``respond``."""
+    request = _request.get()
+    if request is not None and request.respond is None:
+        request.respond = request.tracer.start_span("respond", context=request.context)
 
 
 class NoTrace:
@@ -58,13 +71,10 @@ class NoTrace:
 
     trace_id: str | None = None
 
-    def responding(self) -> None:
+    def tag(self, request_id: str) -> None:
         pass
 
     def responded(self) -> None:
-        pass
-
-    def finish(self, route: str | None, status: int, request_id: str) -> None:
         pass
 
 
@@ -72,44 +82,25 @@ NO_TRACE = NoTrace()
 
 
 class RequestTrace(NoTrace):
-    """One request's server span, current while the request runs; ``respond`` covers the answer's bytes."""
+    """One request's tracing state, made while FastAPI's server span is current."""
 
-    def __init__(self, tracer: Tracer, method: str, headers: dict[str, str]) -> None:
+    def __init__(self, tracer: Tracer) -> None:
         from opentelemetry import context, trace
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-        self.tracer, self.method = tracer, method
-        parent = TraceContextTextMapPropagator().extract(headers)
-        self.span: Span = tracer.start_span(
-            method, context=parent, kind=trace.SpanKind.SERVER, attributes={"http.request.method": method}
-        )
-        self.context = trace.set_span_in_context(self.span, parent)
-        self._token = context.attach(self.context)
-        self.trace_id = format(self.span.get_span_context().trace_id, "032x")
-        self._respond: Span | None = None
+        self.tracer = tracer
+        self.context = context.get_current()
+        self.server: Span = trace.get_current_span(self.context)
+        span_context = self.server.get_span_context()
+        self.trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
+        self.respond: Span | None = None
 
-    def responding(self) -> None:
-        self._respond = self.tracer.start_span("respond", context=self.context)
+    def tag(self, request_id: str) -> None:
+        self.server.set_attribute("request.id", request_id)
 
     def responded(self) -> None:
-        if self._respond is not None:
-            self._respond.end()
-            self._respond = None
-
-    def finish(self, route: str | None, status: int, request_id: str) -> None:
-        from opentelemetry import context
-        from opentelemetry.trace import Status, StatusCode
-
-        self.responded()
-        if route:  # the template, never the raw path a client controls
-            self.span.update_name(f"{self.method} {route}")
-            self.span.set_attribute("http.route", route)
-        self.span.set_attribute("http.response.status_code", status)
-        self.span.set_attribute("request.id", request_id)
-        if status >= 500:
-            self.span.set_status(Status(StatusCode.ERROR))
-        self.span.end()
-        context.detach(self._token)
+        if self.respond is not None:
+            self.respond.end()
+            self.respond = None
 
 
 class Tracing:
@@ -129,11 +120,23 @@ class Tracing:
             return cls()
         return cls(otlp_provider(settings.otel_exporter_otlp_endpoint, settings.otel_service_name))
 
-    def start_request(self, method: str, headers: dict[str, str]) -> NoTrace:
-        _tracer.set(self.tracer)
+    def fastapi_telemetry(self) -> TelemetryConfig:
+        """``FastAPI(telemetry=...)``: its server span on our provider, or nothing at all.
+
+        Its metrics and log events stay off: Prometheus and the JSON logs carry those.
+        """
+        if self.provider is None:
+            return {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
+        return {"tracer_provider": self.provider, "metrics": False, "logs": False, "auto_configure": False}
+
+    def start_request(self) -> NoTrace:
+        """Called by the request-id middleware, inside FastAPI's server span."""
         if self.tracer is None:
+            _request.set(None)
             return NO_TRACE
-        return RequestTrace(self.tracer, method, headers)
+        request = RequestTrace(self.tracer)
+        _request.set(request)
+        return request
 
     def shutdown(self) -> None:
         """Flush what is still batched (called when the app stops)."""

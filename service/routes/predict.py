@@ -20,7 +20,9 @@ async def predict(request: Request, predictor: PredictorDep, settings: SettingsD
     """
     with tracing.span("receive"):
         data = await read_one_image(request, settings.max_upload_bytes)
-    return await predictor.predict(data, top_k)
+    answer = await predictor.predict(data, top_k)
+    tracing.responding()
+    return answer
 
 
 @router.post("/predict/batch", openapi_extra=batch_request_body())
@@ -33,4 +35,6 @@ async def predict_batch(
     """
     with tracing.span("receive"):
         items = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
-    return await predictor.predict_many(items, top_k)
+    answers = await predictor.predict_many(items, top_k)
+    tracing.responding()
+    return answers
