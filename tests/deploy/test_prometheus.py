@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.deploy.observability import (
@@ -139,17 +139,19 @@ def kubernetes_job() -> dict[str, Any]:
     return job
 
 
+def meta_label(kind: str, key: str) -> str:
+    """How Kubernetes discovery names a pod label or annotation: prometheus.io/port -> ..._prometheus_io_port."""
+    return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
 def pod_meta(port: str, scrape: str = "true") -> dict[str, str]:
-    """The discovery labels Kubernetes gives a pod of deploy/k8s/deployment.yaml."""
+    """The discovery labels Kubernetes gives a pod of deploy/k8s/deployment.yaml (on another port)."""
     template = deployment()["spec"]["template"]["metadata"]
-    labels = {f"__meta_kubernetes_pod_label_{k.replace('.', '_').replace('/', '_')}": v for k, v in template["labels"].items()}
-    notes = {
-        f"__meta_kubernetes_pod_annotation_{k.replace('.', '_').replace('/', '_')}": v
-        for k, v in template["annotations"].items()
-    }
-    notes["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] = scrape
-    notes["__meta_kubernetes_pod_annotation_prometheus_io_port"] = port
-    return {**labels, **notes, "__meta_kubernetes_namespace": "default", "__meta_kubernetes_pod_name": "classifier-0"}
+    meta = {meta_label("label", k): v for k, v in template["labels"].items()}
+    meta |= {meta_label("annotation", k): v for k, v in template["annotations"].items()}
+    meta[meta_label("annotation", "prometheus.io/scrape")] = scrape
+    meta[meta_label("annotation", "prometheus.io/port")] = port
+    return meta | {"__meta_kubernetes_namespace": "default", "__meta_kubernetes_pod_name": "classifier-0"}
 
 
 def test_pod_annotations_point_at_the_metrics_route_on_the_http_port() -> None:
@@ -311,7 +313,8 @@ def check_rules_evaluate(prom: str) -> None:
     """Every group loaded, every rule evaluated on the scraped samples without an error."""
     groups = httpx.get(f"{prom}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert sorted(g["name"] for g in groups) == sorted(g["name"] for g in rule_groups())
-    wait_for(lambda: all(r.get("lastEvaluation", "").startswith("20") for g in rules(prom) for r in g["rules"]), 15, "rules")
+    never = "0001-01-01"  # Prometheus's lastEvaluation of a rule not evaluated yet
+    wait_for(lambda: all(never not in r["lastEvaluation"] for g in rules(prom) for r in g["rules"]), 15, "rules")
     bad = [(r["name"], r.get("lastError")) for g in rules(prom) for r in g["rules"] if r["health"] != "ok"]
     assert bad == []
 

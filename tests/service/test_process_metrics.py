@@ -30,9 +30,7 @@ def test_memory_limit_from_cgroup_v1_and_v2(tmp_path: Path, files: dict[str, str
 
 
 def test_metrics_expose_memory_start_time_and_limit(client: TestClient) -> None:
-    samples = {
-        s.name: s.value for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples
-    }
+    samples = {s.name: s.value for f in text_string_to_metric_families(client.get("/metrics").text) for s in f.samples}
     assert samples["process_resident_memory_bytes"] > 10e6
     assert samples["process_start_time_seconds"] > 1.6e9
     assert samples["memory_limit_bytes"] == memory_limit()
