@@ -19,7 +19,8 @@ validation and JSON encoding of the answer) until the last byte is handed to the
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,21 @@ def active() -> bool:
 def span(name: str) -> AbstractContextManager[Any]:
     """A child span of whatever is current (``with tracing.span("decode"):``); a shared no-op when off."""
     request = _request.get()
-    return _NOOP if request is None else request.tracer.start_as_current_span(name)
+    return _NOOP if request is None else _live_span(request.tracer, name)
+
+
+@contextmanager
+def _live_span(tracer: Tracer, name: str) -> Iterator[Span]:
+    """A failure marks the span with its error code only: exception messages can quote the client's bytes."""
+    with tracer.start_as_current_span(name, record_exception=False, set_status_on_exception=False) as current:
+        try:
+            yield current
+        except Exception as exc:
+            from opentelemetry.trace import StatusCode
+
+            current.set_attribute("error.type", getattr(exc, "code", None) or type(exc).__name__)
+            current.set_status(StatusCode.ERROR)
+            raise
 
 
 def record(name: str, start_ns: int, end_ns: int, **attributes: Any) -> None:
