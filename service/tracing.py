@@ -142,7 +142,13 @@ class Tracing:
         """
         if self.provider is None:
             return {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
-        return {"tracer_provider": self.provider, "metrics": False, "logs": False, "auto_configure": False}
+        return {
+            "tracer_provider": self.provider,
+            "operation_spans": False,  # its dependencies/endpoint/serialization spans: the stages say more
+            "metrics": False,
+            "logs": False,
+            "auto_configure": False,
+        }
 
     def start_request(self) -> NoTrace:
         """Called by the request-id middleware, inside FastAPI's server span."""

@@ -87,9 +87,23 @@ def dashboard_exprs() -> dict[str, str]:
     return found
 
 
-def exported_names(metrics_text: str) -> set[str]:
-    """Sample names (``http_requests_total``, ``..._bucket``) in a /metrics answer."""
-    return {s.name for family in text_string_to_metric_families(metrics_text) for s in family.samples}
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("_sum", "_count", ""),
+    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+}
+
+
+def exported_names(metrics_text: str, declared: bool = True) -> set[str]:
+    """Series names in a /metrics answer: those with samples, and (``declared``) those a labelled
+    metric declares before its first sample (``# TYPE requests_shed_total counter`` with no line under it)."""
+    names = set()
+    for family in text_string_to_metric_families(metrics_text):
+        names |= {s.name for s in family.samples}
+        if declared:
+            names |= {family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",))}
+    return names
 
 
 def unknown_names(exprs: dict[str, str], exported: set[str]) -> dict[str, list[str]]:

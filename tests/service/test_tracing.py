@@ -67,8 +67,8 @@ def test_a_prediction_has_a_span_per_stage_inside_the_server_span(traced: Any) -
         assert s.start_time is not None and s.end_time is not None
         assert server.start_time is not None and server.end_time is not None
         assert server.start_time <= s.start_time <= s.end_time <= server.end_time, s.name
-        assert s.parent is not None and s.parent.trace_id == server.context.trace_id
-    assert stages["respond"].parent is not None and stages["respond"].parent.span_id == server.context.span_id
+        assert s.parent is not None and s.parent.span_id == server.context.span_id, s.name
+    assert len(spans) == 1 + len(STAGES)  # FastAPI's operation spans are off
     order = [stages[n].start_time for n in STAGES]
     assert order == sorted(order)  # receive, decode, preprocess, queue, inference, respond
     decode = stages["decode"].attributes or {}
