@@ -14,11 +14,12 @@ from core.imaging import DecodeOptions
 from core.model import LoadedModel, load_model
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
+from service.fetch import UrlFetcher, UrlPolicy
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
 from service.process_metrics import register_process_metrics
 from service.request_id import RequestIdMiddleware
-from service.routes import health, metrics, model_info, page, predict
+from service.routes import health, metrics, model_info, page, predict, v2
 from service.settings import Settings
 from service.tracing import Tracing
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
     app.state.ready = False
     app.state.settings = settings
     app.state.metrics = metrics_
+    app.state.fetcher = UrlFetcher(UrlPolicy.from_settings(settings))
     install_error_handlers(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
@@ -94,7 +96,7 @@ def create_app(settings: Settings | None = None, tracing: Tracing | None = None)
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
     app.add_middleware(RequestIdMiddleware, tracer=tracing)  # outermost: every line and answer gets the id
-    for module in (page, health, metrics, model_info, predict):
+    for module in (page, health, metrics, model_info, predict, v2):
         app.include_router(module.router)
     return app
 

@@ -57,15 +57,20 @@ def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Decoded:
     return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}, image)
 
 
-def answer(model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, float]) -> Prediction:
-    """One row of probabilities -> the public answer."""
+def answer(
+    model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, float], min_confidence: float = 0.0
+) -> Prediction:
+    """One row of probabilities -> the public answer; below ``min_confidence`` the label is withheld."""
     labels = model.contract.labels
     order = np.argsort(-probs, kind="stable")[: min(k, len(labels))]
     ranked = [ScoredLabel(label=labels[i], score=round(float(probs[i]), 6)) for i in order]
+    unknown = ranked[0].score < min_confidence  # the reported (rounded) score, so the answer is self-consistent
     meta = model.contract.model
     return Prediction(
-        label=ranked[0].label,
+        label=None if unknown else ranked[0].label,
         confidence=ranked[0].score,
+        unknown=unknown,
+        calibrated=model.contract.calibration is not None,
         top_k=ranked,
         model=ModelRef(name=meta.get("name"), version=meta.get("version")),
         timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()},
@@ -92,8 +97,13 @@ class Predictor:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def predict(self, data: bytes, k: int) -> Prediction:
+    async def predict(self, data: bytes, k: int, min_confidence: float = 0.0) -> Prediction:
         """One image; raises ``ImageRejected`` for bad input (mapped to 4xx by the app)."""
+        row, timing = await self.infer_image(data)
+        return answer(self.model, row, k, timing, min_confidence)
+
+    async def infer_image(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
+        """One encoded image -> its row of (calibrated) probabilities and the stage timings."""
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
         # The decode thread runs in a copy of this request's context: its logs and spans know the request.
@@ -119,16 +129,22 @@ class Predictor:
         self.metrics.images.labels("ok").inc()
         meta = self.model.contract.model
         request_id.note(model_name=meta.get("name"), model_version=meta.get("version"))
-        return answer(self.model, inferred.row, k, timing)
+        return inferred.row, timing
 
-    async def predict_many(self, items: list[bytes | ClassifierError], k: int) -> list[Prediction | ErrorBody]:
+    async def infer_tensor(self, tensor: np.ndarray) -> np.ndarray:
+        """One already preprocessed (C, H, W) float32 tensor -> its row of probabilities, via the micro-batcher."""
+        return (await self.batcher.submit(tensor)).row
+
+    async def predict_many(
+        self, items: list[bytes | ClassifierError], k: int, min_confidence: float = 0.0
+    ) -> list[Prediction | ErrorBody]:
         """Several images concurrently, answers in input order; a bad item answers with its error."""
 
         async def one(item: bytes | ClassifierError) -> Prediction | ErrorBody:
             if isinstance(item, ClassifierError):
                 return error_body(item)
             try:
-                return await self.predict(item, k)
+                return await self.predict(item, k, min_confidence)
             except ImageRejected as exc:
                 return error_body(exc)
 

@@ -54,6 +54,21 @@ class Settings(BaseSettings):
     )
     otel_service_name: str = Field("image-classifier", description="service.name on exported spans")
 
+    # Answers a client can trust, and images by URL (issue 14).
+    min_confidence: float = Field(
+        0.0, ge=0, le=1, description='below this confidence the answer is "label": null, "unknown": true (0 = never)'
+    )
+    url_allowed_hosts: str = Field(
+        "",
+        description='hosts {"url": ...} may fetch from (comma-separated, *.example.com allowed); empty = URL input off',
+    )
+    url_allowed_networks: str = Field(
+        "", description="private/loopback/link-local networks (CIDR, comma-separated) URL fetches may still reach"
+    )
+    url_allow_http: bool = Field(False, description="also fetch plain http:// URLs (https only by default)")
+    url_connect_timeout_s: float = Field(3.0, gt=0, description="URL fetch: DNS + TCP/TLS connect timeout, seconds")
+    url_read_timeout_s: float = Field(10.0, gt=0, description="URL fetch: the whole response must arrive within this")
+
     @property
     def threads(self) -> int:
         return self.intra_op_threads or cpu_quota()

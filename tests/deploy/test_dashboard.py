@@ -53,7 +53,7 @@ def test_it_shows_what_an_operator_looks_for() -> None:
     by_title = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in panels()}
     wanted = {
         "Requests by status": ("http_requests_total", "by (status)"),
-        "Latency percentiles (/predict)": ("histogram_quantile(0.99", "p99_target"),
+        "Latency percentiles (predictions)": ("histogram_quantile(0.99", "p99_target"),
         "Micro-batch sizes": ("inference_batch_size_bucket",),
         "Stage times (p95)": ("predict_stage_seconds_bucket", "by (stage, le)"),
         "Requests in flight": ("http_requests_in_flight",),
