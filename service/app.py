@@ -17,10 +17,13 @@ from service.errors import install_error_handlers
 from service.fetch import UrlFetcher, UrlPolicy
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
+from service.process_metrics import register_process_metrics
+from service.request_id import RequestIdMiddleware
 from service.routes import health, metrics, model_info, page, predict, preview, v2
 from service.routes.docs import install_docs
 from service.settings import Settings
-from service.startup import describe, open_model
+from service.startup import describe, open_model, startup_fields
+from service.tracing import Tracing
 
 log = logging.getLogger("service")
 
@@ -36,14 +39,19 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
     return Predictor(model, options, settings.decoders, batcher, metrics_)
 
 
-def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, tracing: Tracing | None = None, model: LoadedModel | None = None
+) -> FastAPI:
     """Build the app; ``settings`` default to the environment, read once, here.
 
+    ``tracing`` defaults to OTLP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.
     ``model``: already loaded and warmed up (``python -m service`` opens it first, to
     refuse an unusable file in one line); otherwise the lifespan opens it.
     """
     settings = settings or Settings()
+    tracing = tracing or Tracing.from_settings(settings)
     metrics_ = Metrics()
+    register_process_metrics(metrics_.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,13 +62,14 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         app.state.predictor = predictor = build_predictor(served, s, metrics_)
         predictor.batcher.start()
         app.state.ready = True
-        log.info("%s", describe(served, s))
+        log.info("%s", describe(served, s), extra={"fields": startup_fields(served, s)})
         try:
             yield
         finally:
             app.state.ready = False
             await predictor.batcher.stop()
             predictor.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Image classifier",
@@ -69,6 +78,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc come from service/routes/docs.py, without a CDN
         redoc_url=None,
+        telemetry=tracing.fastapi_telemetry(),
     )
     app.state.ready = False
     app.state.settings = settings
@@ -81,10 +91,12 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID", "traceparent"],
+            expose_headers=["X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
+    app.add_middleware(RequestIdMiddleware, tracer=tracing)  # outermost: every line and answer gets the id
     for module in (page, health, metrics, model_info, predict, preview, v2):
         app.include_router(module.router)
     install_docs(app)

@@ -10,7 +10,6 @@ setting ends the process with one line and exit status 2; ``--debug`` (or
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from core.errors import ClassifierError
 from core.failures import debug_requested, one_line_errors, prog_name
+from service.logging_setup import configure_logging
 from service.settings import Settings
 
 
@@ -70,21 +70,11 @@ class StartupError(ClassifierError):
     code = "startup_failed"
 
 
-def configure_logging(level: str) -> None:
-    """Show the service's own INFO lines (the startup line) beside uvicorn's, in uvicorn's style."""
-    logger = logging.getLogger("service")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level.upper())
-
-
 def run(argv: Sequence[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     with one_line_errors(prog_name("service"), debug=args.debug or debug_requested()):
         settings = read_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         from service.startup import describe, open_model
 
         try:
@@ -98,8 +88,15 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         from service.app import create_app
 
-        app = create_app(settings, model)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, workers=1)
+        uvicorn.run(
+            create_app(settings, model=model),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            workers=1,
+            log_config=None,  # configure_logging's one handler, not uvicorn's
+            access_log=False,  # the service.access line replaces it
+        )
         return 0
     return 2  # not reached: one_line_errors exits
 

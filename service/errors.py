@@ -1,4 +1,4 @@
-"""Every refusal is ``{"error": {"code", "message"}}`` with a status that says what to fix.
+"""Every refusal is ``{"error": {"code", "message", "request_id"}}`` with a status that says what to fix.
 
 Domain errors (``core.errors``) know what went wrong, not how HTTP says it; this
 module is the one place that maps them to statuses, and the one handler that
@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ClassifierError, ImageTooLarge, NotAnImage
-from service.schemas import ErrorBody, ErrorDetail
+from service import request_id
+from service.schemas import ErrorBody, ErrorDetail, Refusal, RefusalDetail
 
 log = logging.getLogger("service")
 
@@ -47,8 +48,14 @@ V2_PREFIX = "/v2"  # the Open Inference Protocol's paths, whose errors are {"err
 
 
 def refusal(exc: ClassifierError, request: Request | None = None) -> JSONResponse:
-    headers = exc.headers if isinstance(exc, ApiError) else None
-    body: dict = error_body(exc).model_dump()
+    """The answer to a refused request: its error, with the request id in the body and the header.
+
+    The v2 protocol's paths keep that protocol's shape (the id is in their header only).
+    """
+    rid = request_id.current_id() or request_id.new_id()
+    request_id.note(outcome=exc.code)
+    headers = {**(exc.headers if isinstance(exc, ApiError) and exc.headers else {}), request_id.HEADER: rid}
+    body: dict = Refusal(error=RefusalDetail(code=exc.code, message=exc.message, request_id=rid)).model_dump()
     if request is not None and (request.url.path + "/").startswith(V2_PREFIX + "/"):
         body = {"error": exc.message}  # what Triton/KServe clients read
     return JSONResponse(body, status_code=status_of(exc), headers=headers)

@@ -7,6 +7,7 @@ inference on the micro-batcher's thread: the event loop only routes bytes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import ClassifierError, ImageRejected, UndecodableImage
-from core.imaging import DecodeOptions, load_image, preprocess
+from core.imaging import DecodeOptions, open_image, preprocess, to_color
 from core.model import LoadedModel
+from service import request_id, tracing
 from service.batcher import MicroBatcher
 from service.errors import error_body
 from service.metrics import Metrics
@@ -31,22 +33,28 @@ class Decoded:
 
     tensor: np.ndarray  # (C, H, W) float32
     timing_ms: dict[str, float] = field(default_factory=dict)
+    image: tuple[str | None, int, int] = (None, 0, 0)  # format, width, height as decoded (for the logs)
 
 
 def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Decoded:
     """Decode and preprocess by the model's own contract (blocking; run off the event loop)."""
     t0 = time.perf_counter()
     try:
-        img = load_image(data, model.contract.input.color, options)
+        with tracing.span("decode"):  # load_image's two steps, split to see what the client sent
+            opened = open_image(data, options)
+            image = (opened.format, *opened.size)
+            tracing.annotate(**{"image.format": image[0], "image.width": image[1], "image.height": image[2]})
+            img = to_color(opened, model.contract.input.color)
         t1 = time.perf_counter()
-        tensor = preprocess(img, model.contract.preprocess)
+        with tracing.span("preprocess"):
+            tensor = preprocess(img, model.contract.preprocess)
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - these bytes broke a decoder: the client's input, not a 500
         log.warning("decoder failed on client input", exc_info=exc)
         raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
     t2 = time.perf_counter()
-    return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
+    return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}, image)
 
 
 def answer(
@@ -71,6 +79,14 @@ def answer(
     )
 
 
+def trace_queue_and_inference(submitted_ns: int, answered_ns: int, seconds: float, batch_size: int) -> None:
+    """The wait for a micro-batch and the onnxruntime call this request shared, as two spans."""
+    if tracing.active():
+        started_ns = max(submitted_ns, answered_ns - int(seconds * 1e9))
+        tracing.record("queue", submitted_ns, started_ns)
+        tracing.record("inference", started_ns, answered_ns, batch_size=batch_size)
+
+
 class Predictor:
     """The serving path: a decode pool, the micro-batcher, and the metrics they feed."""
 
@@ -92,15 +108,19 @@ class Predictor:
         """One encoded image -> its row of (calibrated) probabilities and the stage timings."""
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
+        # The decode thread runs in a copy of this request's context: its logs and spans know the request.
+        ctx = contextvars.copy_context()
         try:
             with self.batcher.expect():
-                prepared = await loop.run_in_executor(self._pool, prepare, self.model, data, self.options)
+                prepared = await loop.run_in_executor(self._pool, ctx.run, prepare, self.model, data, self.options)
         except ImageRejected as exc:
             self.metrics.images.labels(exc.code).inc()
             raise
-        t0 = time.perf_counter()
+        request_id.note_image(*prepared.image)
+        t0, t0_ns = time.perf_counter(), time.time_ns()
         inferred = await self.batcher.submit(prepared.tensor)  # the batcher runs model.probabilities
         t1 = time.perf_counter()
+        trace_queue_and_inference(t0_ns, time.time_ns(), inferred.seconds, inferred.batch_size)
         timing = {
             **prepared.timing_ms,
             "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
@@ -109,6 +129,8 @@ class Predictor:
         }
         self.metrics.observe_stages({k_: timing[k_] for k_ in ("decode", "preprocess", "queue", "inference")})
         self.metrics.images.labels("ok").inc()
+        meta = self.model.contract.model
+        request_id.note(model_name=meta.get("name"), model_version=meta.get("version"))
         return inferred.row, timing
 
     async def infer_tensor(self, tensor: np.ndarray) -> np.ndarray:
@@ -129,4 +151,6 @@ class Predictor:
                 return error_body(exc)
 
         # Each item announces itself to the batcher while it decodes, so they share inferences.
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        answers = list(await asyncio.gather(*(one(item) for item in items)))
+        request_id.note(items=len(answers), item_errors=sum(isinstance(a, ErrorBody) for a in answers))
+        return answers

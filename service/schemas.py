@@ -56,6 +56,16 @@ class BatchError(ErrorBody):
     item: BatchItem
 
 
+class RefusalDetail(ErrorDetail):
+    request_id: str = Field(description="this request's X-Request-ID (also in the header): quote it in a report")
+
+
+class Refusal(BaseModel):
+    """A whole request refused (4xx/5xx); per-item errors in a batch are ``ErrorBody``."""
+
+    error: RefusalDetail
+
+
 class ImageJSON(BaseModel):
     image: str = Field(description="base64 (standard or URL-safe) or a data: URI such as data:image/png;base64,...")
 
@@ -144,15 +154,15 @@ class Readiness(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
-        "model": ErrorBody,
+        "model": Refusal,
         "description": "undecodable or truncated image, bad base64, malformed body, a URL that could not be fetched",
     },
-    401: {"model": ErrorBody, "description": "API_KEY is set and the request lacks X-API-Key / Bearer token"},
-    403: {"model": ErrorBody, "description": "a {url} the server may not fetch (host, scheme, address or redirect)"},
-    413: {"model": ErrorBody, "description": "body over MAX_UPLOAD_BYTES, or image over MAX_PIXELS"},
-    415: {"model": ErrorBody, "description": "not an image (SVG, PDF, HTML, random bytes...)"},
-    422: {"model": ErrorBody, "description": "bad parameters (top_k, JSON shape, too many images)"},
-    503: {"model": ErrorBody, "description": "the model is still loading or warming up"},
+    401: {"model": Refusal, "description": "API_KEY is set and the request lacks X-API-Key / Bearer token"},
+    403: {"model": Refusal, "description": "a {url} the server may not fetch (host, scheme, address or redirect)"},
+    413: {"model": Refusal, "description": "body over MAX_UPLOAD_BYTES, or image over MAX_PIXELS"},
+    415: {"model": Refusal, "description": "not an image (SVG, PDF, HTML, random bytes...)"},
+    422: {"model": Refusal, "description": "bad parameters (top_k, JSON shape, too many images)"},
+    503: {"model": Refusal, "description": "the model is still loading or warming up"},
 }
 
 

@@ -7,6 +7,8 @@ it the same way when the app is started by another ASGI server.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.model import LoadedModel, load_model
 from service.settings import Settings
 
@@ -26,3 +28,16 @@ def describe(model: LoadedModel, settings: Settings) -> str:
         f"{settings.threads} onnxruntime threads, {settings.decoders} decode threads; "
         f"load {model.load_seconds:.2f}s, warm-up {model.warmup_seconds:.2f}s"
     )
+
+
+def startup_fields(model: LoadedModel, settings: Settings) -> dict[str, Any]:
+    """The same facts as structured log fields (keys of the JSON line)."""
+    return {
+        "model_file": str(model.path),
+        "model_sha256": model.sha256,
+        "labels": len(model.contract.labels),
+        "precision": model.precision,
+        "opset": model.opset,
+        "intra_op_threads": settings.threads,
+        "decode_threads": settings.decoders,
+    }

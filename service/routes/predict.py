@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from core.errors import ImageRejected
+from service import tracing
 from service.deps import Authorized, FetcherDep, MinConfidenceDep, PredictorDep, SettingsDep, TopKDep
 from service.fetch import ImageURL, resolve_items
 from service.hints import explain_rejection
@@ -36,13 +37,16 @@ async def predict(
 
     The format is read from the bytes, never from the file name or declared type.
     """
-    data = await read_one_image(request, settings.max_upload_bytes)
-    if isinstance(data, ImageURL):
-        data = await fetcher.fetch(data.url)
+    with tracing.span("receive"):  # the body, and the image behind a URL
+        data = await read_one_image(request, settings.max_upload_bytes)
+        if isinstance(data, ImageURL):
+            data = await fetcher.fetch(data.url)
     try:
-        return await predictor.predict(data, top_k, min_confidence)
+        answer = await predictor.predict(data, top_k, min_confidence)
     except ImageRejected as exc:
         raise explain_rejection(media_type(request), data, exc) from exc
+    tracing.responding()
+    return answer
 
 
 @router.post("/predict/batch", openapi_extra=batch_request_body())
@@ -59,9 +63,11 @@ async def predict_batch(
     A bad item answers with its own `{"error": ...}` instead of failing the batch; every
     answer echoes its `item` (index, field name, file name).
     """
-    uploads = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
-    items = await resolve_items([u.data for u in uploads], fetcher)
+    with tracing.span("receive"):  # the body, and any URL it names
+        uploads = await read_many_images(request, settings.max_upload_bytes, settings.max_batch_items)
+        items = await resolve_items([u.data for u in uploads], fetcher)
     answers = await predictor.predict_many(items, top_k, min_confidence)
+    tracing.responding()
     return [_named(answer, i, u) for i, (answer, u) in enumerate(zip(answers, uploads, strict=True))]
 
 
