@@ -59,15 +59,18 @@ def read_sidecar(path: Path) -> str | None:
     return digest
 
 
-def verify(path: Path, expected: str | None = None) -> str | None:
-    """Check ``path`` against ``expected`` (else its sidecar); return the digest checked, None if none is known."""
+def verify(path: Path, expected: str | None = None, digest: str | None = None) -> str | None:
+    """Check ``path`` against ``expected`` (else its sidecar); return the digest checked, None if none is known.
+
+    ``digest``: the file's sha256 when the caller already computed it (``LoadedModel.sha256``).
+    """
     source = "MODEL_SHA256" if expected else str(sidecar(path))
     want = (expected or "").strip().lower() or read_sidecar(path)
     if want is None:
         return None
     if not _HEX.fullmatch(want):
         raise ChecksumMismatch(f"{source} is not a sha256 (64 hex digits): {want!r}")
-    got = file_sha256(path)
+    got = digest or file_sha256(path)
     if got != want:
         raise ChecksumMismatch(
             f"{path} does not match its sha256 from {source} (expected {want[:12]}..., got {got[:12]}...): "

@@ -52,15 +52,18 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: Drain, drain_seconds: float) -> None:
         super().__init__(config)
         self.drain, self.drain_seconds = drain, drain_seconds
+        self._announced = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.drain.draining or self.drain_seconds <= 0:
             super().handle_exit(sig, frame)
             return
-        log.info("signal %d: draining for %.1fs (/readyz answers 503), then shutting down", sig, self.drain_seconds)
-        self.drain.start()
+        self.drain.start()  # logged from on_tick: a signal handler runs in whatever request's context is current
 
     async def on_tick(self, counter: int) -> bool:
+        if self.drain.draining and not self._announced:
+            self._announced = True
+            log.info("draining for %.1fs after a signal (/readyz answers 503), then shutting down", self.drain_seconds)
         if self.drain.draining and self.drain.elapsed() >= self.drain_seconds:
             self.should_exit = True
         return await super().on_tick(counter)

@@ -38,11 +38,13 @@ def _invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_json", f"the body is not valid JSON: {message}")
 
 
-def check_shape(text: str, max_depth: int = MAX_DEPTH) -> None:
+def check_shape(
+    text: str, max_depth: int = MAX_DEPTH, max_containers: int = MAX_CONTAINERS, max_values: int = MAX_VALUES
+) -> None:
     """400 past ``max_depth`` nested arrays/objects, or too many values; brackets inside strings do not count."""
     openers = text.count("[") + text.count("{")
-    if openers > MAX_CONTAINERS or text.count(",") >= MAX_VALUES:
-        limits = f"{MAX_CONTAINERS:,} arrays/objects or {MAX_VALUES:,} values"
+    if openers > max_containers or text.count(",") >= max_values:
+        limits = f"{max_containers:,} arrays/objects or {max_values:,} values"
         raise ApiError(400, "json_too_complex", f"the JSON has more than {limits}")
     if openers <= max_depth:
         return  # cannot be deeper than the number of openers: the usual case costs a few scans in C
@@ -70,14 +72,18 @@ def _constant(name: str) -> Any:
     raise _invalid(f"{name} is not a JSON value")
 
 
-def parse_json(body: bytes) -> Any:
-    """Bytes -> JSON value, or a 400 saying what is wrong (never RecursionError or ValueError)."""
+def parse_json(body: bytes, max_containers: int = MAX_CONTAINERS, max_values: int = MAX_VALUES) -> Any:
+    """Bytes -> JSON value, or a 400 saying what is wrong (never RecursionError or ValueError).
+
+    The defaults suit bodies of a few strings; a protocol that carries tensors as JSON numbers
+    (the v2 ``FP32`` input) passes its own, sized from its batch limit.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _invalid(f"it is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     del body  # the caller still holds it; this frame no longer needs it
-    check_shape(text)
+    check_shape(text, MAX_DEPTH, max_containers, max_values)
     try:
         return json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
     except json.JSONDecodeError as exc:

@@ -15,6 +15,7 @@ pixels until then).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from core.contract import PreprocessSpec
 from core.errors import ImageRejected, UndecodableImage
 from core.imaging import DecodeOptions, decode_cost, load_opened, open_header, preprocess, to_color
 from core.model import LoadedModel
+from service import tracing
 from service.admission import current_ticket
 from service.errors import Overloaded
 from service.memory import MemoryBudget
@@ -40,27 +42,33 @@ def read_header(data: bytes, options: DecodeOptions, spec: PreprocessSpec) -> tu
     try:
         img = open_header(data, options)
         return img, decode_cost(img, spec)
-    except ImageRejected:
-        raise
     except Exception as exc:  # noqa: BLE001 - these bytes broke a decoder: the client's input, not a 500
-        log.warning("decoder failed on client input", exc_info=exc)
-        raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
+        refused = exc
+        if not isinstance(exc, ImageRejected):
+            log.warning("decoder failed on client input", exc_info=exc)
+            refused = UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}")
+    with tracing.span("decode"):  # refused from its header: the decode span carries the refusal's code
+        raise refused
 
 
 def decode_opened(model: LoadedModel, img: Image.Image, options: DecodeOptions, header_s: float) -> Decoded:
     """Decode and preprocess an image whose header was read (blocking; runs on a lane)."""
     t0 = time.perf_counter()
+    image = (img.format, *img.size)
     try:
-        loaded = to_color(load_opened(img, options), model.contract.input.color)
+        with tracing.span("decode"):
+            tracing.annotate(**{"image.format": image[0], "image.width": image[1], "image.height": image[2]})
+            loaded = to_color(load_opened(img, options), model.contract.input.color)
         t1 = time.perf_counter()
-        tensor = preprocess(loaded, model.contract.preprocess)
+        with tracing.span("preprocess"):
+            tensor = preprocess(loaded, model.contract.preprocess)
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - as above
         log.warning("decoder failed on client input", exc_info=exc)
         raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
     t2 = time.perf_counter()
-    return Decoded(tensor, {"decode": (t1 - t0 + header_s) * 1e3, "preprocess": (t2 - t1) * 1e3})
+    return Decoded(tensor, {"decode": (t1 - t0 + header_s) * 1e3, "preprocess": (t2 - t1) * 1e3}, image)
 
 
 class _Lane:
@@ -95,7 +103,9 @@ class DecodeLanes:
         ticket = current_ticket()
         deadline = None if ticket is None else ticket.deadline
         t0 = time.perf_counter()
-        header = self._small.pool.submit(read_header, data, options, model.contract.preprocess)
+        header = self._small.pool.submit(
+            contextvars.copy_context().run, read_header, data, options, model.contract.preprocess
+        )
         img, cost = await asyncio.wrap_future(header)  # reading a header takes microseconds to a millisecond
         opened = time.perf_counter() - t0
         w, h = img.size
@@ -116,7 +126,8 @@ class DecodeLanes:
             lane.free.release()
             raise
         loop = asyncio.get_running_loop()
-        future = lane.pool.submit(decode_opened, model, img, options, opened)
+        # The decode thread runs in a copy of this request's context: its logs and spans know the request.
+        future = lane.pool.submit(contextvars.copy_context().run, decode_opened, model, img, options, opened)
 
         def done(_: Future[Decoded]) -> None:  # when the thread lets go of the pixels, even if the request left
             self.budget.release(cost)

@@ -1,12 +1,11 @@
 """The uvicorn server the service runs under: guarded connections, no banner, a drain on SIGTERM.
 
-``python -m service`` and the tests' loopback server both build it here, so
-what the tests prove is what production runs.
+``python -m service`` (``service/cli.py``) and the tests' loopback server both
+build it here, so what the tests prove is what production runs.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import uvicorn
@@ -15,8 +14,6 @@ from fastapi import FastAPI
 from service.connections import ConnectionLimits, guarded_protocol
 from service.drain import DrainingServer
 from service.settings import Settings
-
-STARTUP_FAILURE = 3  # uvicorn's own exit code when the lifespan (model load) fails
 
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
@@ -45,11 +42,3 @@ def build_server(app: FastAPI, **overrides: Any) -> DrainingServer:
         **overrides,
     }
     return DrainingServer(uvicorn.Config(app, **options), app.state.drain, settings.drain_seconds)
-
-
-def run(app: FastAPI) -> None:
-    """Serve until a signal, drain, exit; exit non-zero when the model could not be loaded."""
-    server = build_server(app)
-    server.run()
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)

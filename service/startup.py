@@ -1,31 +1,43 @@
-"""Checks at start that make a served model unable to answer 500: the file's checksum, its outputs.
+"""Opening the served model, and the one line that says what is being served.
 
-``core.contract.validate`` checks the metadata and ``core.model`` the graph's
-names; these run the model once: the batch the micro-batcher will send must go
-through, and what comes out must be one finite score per label.
+``python -m service`` opens the model before uvicorn starts, so an unusable
+file ends the process with one line instead of a traceback; the lifespan opens
+it the same way when the app is started by another ASGI server. Besides what
+``core.model`` checks (the file, the metadata, the graph's names and width),
+the file must match its sha256 and the model must answer the batch the
+micro-batcher will send with one finite score per label: a model that starts
+cannot answer 500.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from core.checksum import verify
 from core.errors import ContractError
-from core.model import LoadedModel
+from core.model import LoadedModel, load_model
+from service.settings import Settings
 
 log = logging.getLogger("service")
 
 
-def check_file(path: Path, expected: str | None) -> None:
+def open_model(settings: Settings) -> LoadedModel:
+    """Load and warm up ``MODEL_PATH``; raises ``ModelFileError`` or ``ContractError`` saying why it cannot serve."""
+    model = load_model(settings.model_path, settings.threads, settings.providers.split(","), settings.ort_spinning)
+    check_file(model.path, settings.model_sha256, model.sha256)
+    check_outputs(model, min(2, settings.max_batch_size))
+    model.warm_up(settings.warmup_rounds)
+    return model
+
+
+def check_file(path: Path, expected: str | None, digest: str | None = None) -> None:
     """Refuse a model file whose sha256 differs from MODEL_SHA256 or from the sidecar export wrote."""
-    digest = verify(path, expected)
-    if digest is None:
+    if verify(path, expected, digest) is None:
         log.info("no sha256 for %s (no MODEL_SHA256, no %s.sha256): not checked", path, path.name)
-    else:
-        log.info("model file sha256 %s verified", digest)
 
 
 def check_outputs(model: LoadedModel, batch: int) -> None:
@@ -47,3 +59,26 @@ def check_outputs(model: LoadedModel, batch: int) -> None:
         (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
     ):
         raise ContractError('output.kind is "probabilities" but the rows are not probabilities (>= 0, sum 1)')
+
+
+def describe(model: LoadedModel, settings: Settings) -> str:
+    """File, sha256, labels, precision, opset and threads: enough to tell two files of one run apart."""
+    return (
+        f"serving {model.path} (sha256 {model.sha256}): {len(model.contract.labels)} labels, "
+        f"precision {model.precision or 'unknown'}, opset {model.opset or 'unknown'}, "
+        f"{settings.threads} onnxruntime threads, {settings.decoders} decode threads; "
+        f"load {model.load_seconds:.2f}s, warm-up {model.warmup_seconds:.2f}s"
+    )
+
+
+def startup_fields(model: LoadedModel, settings: Settings) -> dict[str, Any]:
+    """The same facts as structured log fields (keys of the JSON line)."""
+    return {
+        "model_file": str(model.path),
+        "model_sha256": model.sha256,
+        "labels": len(model.contract.labels),
+        "precision": model.precision,
+        "opset": model.opset,
+        "intra_op_threads": settings.threads,
+        "decode_threads": settings.decoders,
+    }

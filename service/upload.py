@@ -9,6 +9,7 @@ Multipart bodies are parsed from that same counted stream.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -20,7 +21,17 @@ from starlette.requests import ClientDisconnect
 from core.errors import ClassifierError
 from service.admission import current_ticket
 from service.errors import ApiError
+from service.fetch import ImageURL
 from service.jsonbody import base64_bytes, decode_base64_bytes, parse_json_off_loop
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One image of a request, with the name the client gave it (a batch answer echoes it)."""
+
+    data: bytes | ClassifierError | ImageURL  # a bad base64 item carries its own error; a URL is fetched later
+    field: str  # the multipart field name, or ``images[i]`` for JSON
+    filename: str | None = None
 
 
 def _too_large(limit: int) -> ApiError:
@@ -73,8 +84,8 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_files(request: Request, limit: int, max_files: int, too_many: ApiError) -> list[bytes]:
-    """Every file part of a multipart body, in order (field names do not matter)."""
+async def read_files(request: Request, limit: int, max_files: int, too_many: ApiError) -> list[Upload]:
+    """Every file part of a multipart body, in order (any field names), with its field and file name."""
     parser = MultiPartParser(request.headers, limited_stream(request, limit), max_files=max_files, max_fields=100)
     parser.spool_max_size = limit + 1  # files stay in memory (charged above), never on a full or read-only /tmp
     try:
@@ -83,9 +94,9 @@ async def read_files(request: Request, limit: int, max_files: int, too_many: Api
         if exc.message.startswith("Too many files"):
             raise too_many from exc
         raise ApiError(400, "bad_multipart", f"the multipart body is malformed: {exc.message}") from exc
-    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
     try:
-        return [await f.read() for f in files]
+        return [Upload(await f.read(), field, f.filename) for field, f in files]
     finally:
         await form.close()
 
@@ -104,29 +115,36 @@ async def read_json(request: Request, limit: int) -> Any:
     return await parse_json_off_loop(body)
 
 
-async def read_one_image(request: Request, limit: int) -> bytes:
-    """The image of a /predict call: one multipart file, a JSON ``image``, or the raw body."""
+async def read_one_image(request: Request, limit: int) -> bytes | ImageURL:
+    """The image of a /predict call: one multipart file, a JSON ``image`` or ``url``, or the raw body."""
     kind = media_type(request)
     if kind == "multipart/form-data":
         one = ApiError(400, "missing_file", "send exactly one file, e.g. -F 'file=@photo.jpg' (or use /predict/batch)")
         files = await read_files(request, limit, max_files=1, too_many=one)
         if len(files) != 1:
             raise one
-        return files[0]
+        data = files[0].data
+        if not isinstance(data, bytes):  # not reached: multipart parts are bytes
+            raise ApiError(400, "bad_multipart", "the file part could not be read")
+        return data
     if kind == "application/json":
         doc = await read_json(request, limit)
+        if isinstance(doc, dict) and "url" in doc and "image" not in doc:
+            return ImageURL(doc["url"])
         if not isinstance(doc, dict) or "image" not in doc:
-            raise ApiError(422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"}')
+            raise ApiError(
+                422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"} or {"url": "..."}'
+            )
         ascii_ = base64_bytes(doc.pop("image"), "image")  # the str is let go here: one copy fewer
         return await run_in_threadpool(decode_base64_bytes, ascii_, "image")
     return await read_limited(request, limit)
 
 
-async def read_many_images(request: Request, limit: int, max_items: int) -> list[bytes | ClassifierError]:
+async def read_many_images(request: Request, limit: int, max_items: int) -> list[Upload]:
     """The images of a /predict/batch call; a bad base64 item becomes that item's error."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        items: list[bytes | ClassifierError] = list(await read_files(request, limit, max_items, _too_many(max_items)))
+        items = await read_files(request, limit, max_items, _too_many(max_items))
     elif kind == "application/json":
         doc = await read_json(request, limit)
         if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
@@ -135,7 +153,11 @@ async def read_many_images(request: Request, limit: int, max_items: int) -> list
             raise _too_many(max_items)
         items = await run_in_threadpool(_all_base64, doc.pop("images"))
     else:
-        raise ApiError(415, "unsupported_media_type", 'send multipart/form-data files or JSON {"images": [...]}')
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            'send multipart/form-data files (curl -F files=@a.jpg -F files=@b.jpg) or JSON {"images": [...]}',
+        )
     if not items:
         raise ApiError(422, "invalid_parameters", "the batch has no images")
     return items
@@ -145,11 +167,13 @@ def _too_many(max_items: int) -> ApiError:
     return ApiError(422, "too_many_images", f"at most {max_items} images per batch (MAX_BATCH_ITEMS)")
 
 
-def _all_base64(values: list[Any]) -> list[bytes | ClassifierError]:
-    return [_try_base64(v, f"images[{i}]") for i, v in enumerate(values)]
+def _all_base64(values: list[Any]) -> list[Upload]:
+    return [Upload(_try_base64(v, f"images[{i}]"), f"images[{i}]") for i, v in enumerate(values)]
 
 
-def _try_base64(value: Any, where: str) -> bytes | ClassifierError:
+def _try_base64(value: Any, where: str) -> bytes | ClassifierError | ImageURL:
+    if isinstance(value, dict) and set(value) == {"url"}:
+        return ImageURL(value["url"])
     try:
         return decode_base64(value, where)
     except ApiError as exc:

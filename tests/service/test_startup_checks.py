@@ -52,8 +52,8 @@ BASE = rgb_contract()
 @pytest.mark.parametrize(
     ("contract", "outputs", "words"),
     [
-        (replace(BASE, labels=("red", "green")), 3, "expected [2, 2]"),  # the last class would be an IndexError
-        (replace(BASE, labels=("red", "green", "blue", "pink")), 3, "expected [2, 4]"),  # silently misreported
+        (replace(BASE, labels=("red", "green")), 3, "2 labels but the model outputs 3"),  # was an IndexError
+        (replace(BASE, labels=("red", "green", "blue", "pink")), 3, "4 labels but the model outputs 3"),  # misreported
         (replace(BASE, preprocess=replace(BASE.preprocess, resize_shorter=0)), 3, "resize_shorter"),
         (replace(BASE, labels=("red", "red", "blue")), 3, "unique"),
         (replace(BASE, output=replace(BASE.output, kind="scores")), 3, "output.kind"),
@@ -113,7 +113,9 @@ def test_flipped_bits_are_refused_by_the_sha256_export_wrote(tmp_path: Path) -> 
 def test_python_m_service_exits_non_zero_on_a_corrupt_model(tmp_path: Path) -> None:
     path = save(tmp_path / "model.onnx", BASE)
     write_sidecar(path)
-    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    raw = path.read_bytes()
+    weight = raw.index(np.float32(4.0).tobytes())  # a weight: the file still loads, only its bytes changed
+    path.write_bytes(raw[:weight] + np.float32(4.5).tobytes() + raw[weight + 4 :])
     env = {**os.environ, "MODEL_PATH": str(path), "PORT": "0", "HOST": "127.0.0.1", "LOG_LEVEL": "warning"}
     cmd = [sys.executable, "-m", "service"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
