@@ -29,7 +29,9 @@ import certifi
 import httpx
 
 from core.errors import ClassifierError
+from service.admission import current_ticket
 from service.errors import ApiError
+from service.memory import BODY_COPIES
 from service.settings import Settings
 
 MAX_REDIRECTS = 3
@@ -219,12 +221,16 @@ class UrlFetcher:
         if declared.isdigit() and budget.used + int(declared) > budget.limit:
             raise too_large
         body = bytearray()
+        ticket = current_ticket()  # the fetched bytes count against the server's memory budget like a body
+        account = None if ticket is None else ticket.account
         try:
             async for chunk in response.aiter_bytes():
                 body += chunk
                 budget.used += len(chunk)
                 if budget.used > budget.limit:
                     raise too_large
+                if account is not None:
+                    await account.reserve(BODY_COPIES * len(chunk), "this URL's image")
         except ApiError:
             budget.used -= len(body)  # a refused image gives its share back to the others
             raise

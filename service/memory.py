@@ -15,6 +15,7 @@ then its baseline (interpreter, onnxruntime, the model) plus at most
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from pathlib import Path
@@ -22,22 +23,20 @@ from typing import Protocol
 
 from service.errors import ApiError, Overloaded
 from service.metrics import Metrics
+from service.process_metrics import memory_limit as cgroup_memory_limit
 
 CGROUP = Path("/sys/fs/cgroup")
+# A body is held as it arrives and once more as the form it is parsed into (the bytes of a raw
+# body, the file of a multipart one, the text of a JSON one), so it costs twice its size.
+BODY_COPIES = 2
 _AUTO_CAP = 2 * 1024**3  # the automatic budget never exceeds 2 GiB
 _AUTO_FLOOR = 256 * 1024**2
 
 
 def memory_limit(root: Path = CGROUP) -> int:
-    """Bytes this process may use: the cgroup limit (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) or RAM."""
-    for name in ("memory.max", "memory/memory.limit_in_bytes", "memory.limit_in_bytes"):
-        try:
-            text = (root / name).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:  # v1 says "no limit" with a huge number
-            return int(text)
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    """Bytes this process may use: the cgroup limit (``process_metrics``), else the machine's RAM."""
+    limit = cgroup_memory_limit(root)
+    return int(limit) if math.isfinite(limit) else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def auto_budget(limit: int | None = None) -> int:

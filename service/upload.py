@@ -23,6 +23,7 @@ from service.admission import current_ticket
 from service.errors import ApiError
 from service.fetch import ImageURL
 from service.jsonbody import base64_bytes, decode_base64_bytes, parse_json_off_loop
+from service.memory import BODY_COPIES
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,6 @@ def check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-
-
-# A body is held as it arrives and once more as the form it is parsed into (the bytes of a raw
-# body, the file of a multipart one, the text of a JSON one), so it costs twice its size.
-BODY_COPIES = 2
 
 
 async def limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
