@@ -230,7 +230,7 @@ class UrlFetcher:
                 if budget.used > budget.limit:
                     raise too_large
                 if account is not None:
-                    await account.reserve(BODY_COPIES * len(chunk), "this URL's image")
+                    await account.reserve_body(BODY_COPIES * len(chunk), "this URL's image")
         except ApiError:
             budget.used -= len(body)  # a refused image gives its share back to the others
             raise

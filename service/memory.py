@@ -46,33 +46,40 @@ def auto_budget(limit: int | None = None) -> int:
 
 
 class MemoryBudget:
-    """Bytes that may be held at once by admitted bodies and decodes; ``reserve`` waits or refuses."""
+    """Bytes that may be held at once by admitted bodies and decodes; ``reserve`` waits or refuses.
+
+    Bodies may hold at most ``BODY_SHARE`` of it: the rest is always there for the decodes that
+    let those bodies finish, so a crowd of large uploads cannot starve every decode until its deadline.
+    """
+
+    BODY_SHARE = 0.6
 
     def __init__(self, total: int, metrics: Metrics | None = None) -> None:
         self.total = total
-        self.in_use = 0
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.body_cap = int(total * self.BODY_SHARE)
+        self.in_use = self.bodies = 0
+        self._waiters: list[tuple[int, bool, asyncio.Future[None]]] = []
         self._metrics = metrics
         if metrics is not None:
             metrics.memory_budget.set(total)
 
-    def fits(self, n: int) -> bool:
-        return self.in_use + n <= self.total
+    def fits(self, n: int, body: bool = False) -> bool:
+        return self.in_use + n <= self.total and (not body or self.bodies + n <= self.body_cap)
 
-    async def reserve(self, n: int, deadline: float | None, what: str = "this request") -> None:
+    async def reserve(self, n: int, deadline: float | None, what: str = "this request", body: bool = False) -> None:
         """Hold ``n`` bytes; wait (until ``deadline``, a ``time.monotonic()``) while they do not fit."""
-        if n > self.total:
+        if n > (self.body_cap if body else self.total):
             raise ApiError(
                 413,
                 "too_large_for_memory",
                 f"{what} would need about {n / 2**20:,.0f} MiB; the server's memory budget is "
                 f"{self.total / 2**20:,.0f} MiB (MEMORY_BUDGET_BYTES). Send a smaller image or body.",
             )
-        if self.fits(n):  # even past waiters that do not fit: a huge image never holds up a small one
-            self._take(n)
+        if self.fits(n, body):  # even past waiters that do not fit: a huge image never holds up a small one
+            self._take(n, body)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (n, future)
+        entry = (n, body, future)
         self._waiters.append(entry)
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
@@ -81,29 +88,33 @@ class MemoryBudget:
             if entry in self._waiters:
                 self._waiters.remove(entry)
             if future.done() and not future.cancelled():
-                self.release(n)  # granted in the same instant it gave up: hand it back
+                self.release(n, body)  # granted in the same instant it gave up: hand it back
             if isinstance(exc, TimeoutError):
                 raise Overloaded("memory", f"{what} waited for memory past its deadline (REQUEST_TIMEOUT_S)") from None
             raise
 
-    def release(self, n: int) -> None:
+    def release(self, n: int, body: bool = False) -> None:
         self.in_use -= n
+        if body:
+            self.bodies -= n
         self._grant()
         self._publish()
 
-    def _take(self, n: int) -> None:
+    def _take(self, n: int, body: bool) -> None:
         self.in_use += n
+        if body:
+            self.bodies += n
         self._publish()
 
     def _grant(self) -> None:
         """Wake every waiter that now fits, oldest first; a big one does not block smaller ones behind it."""
         for entry in list(self._waiters):
-            n, future = entry
+            n, body, future = entry
             if future.done():
                 self._waiters.remove(entry)
-            elif self.fits(n):
+            elif self.fits(n, body):
                 self._waiters.remove(entry)
-                self._take(n)
+                self._take(n, body)
                 future.set_result(None)
 
     def _publish(self) -> None:
@@ -119,13 +130,29 @@ class Account:
     """One request's share of the budget (its body, its tensors), released whole when the request ends."""
 
     def __init__(self, budget: MemoryBudget, owner: HasDeadline) -> None:
-        self.budget, self.owner, self.held = budget, owner, 0
+        self.budget, self.owner = budget, owner
+        self.held = self.body = 0  # all it holds; of which bodies (and fetched images)
 
-    async def reserve(self, n: int, what: str = "this request's body") -> None:
+    async def reserve(self, n: int, what: str = "this request") -> None:
         await self.budget.reserve(n, self.owner.deadline, what)
         self.held += n
 
+    async def reserve_body(self, n: int, what: str = "this request's body") -> None:
+        await self.budget.reserve(n, self.owner.deadline, what, body=True)
+        self.held += n
+        self.body += n
+
+    def settle_body(self, still_held: int) -> None:
+        """The body is parsed: only ``still_held`` bytes of it (the images) remain; give back the rest."""
+        extra = self.body - still_held
+        if extra > 0:
+            self.budget.release(extra, body=True)
+            self.body -= extra
+            self.held -= extra
+
     def close(self) -> None:
         if self.held:
-            self.budget.release(self.held)
-            self.held = 0
+            self.budget.release(self.body, body=True)
+            if self.held > self.body:
+                self.budget.release(self.held - self.body)
+            self.held = self.body = 0

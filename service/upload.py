@@ -62,7 +62,7 @@ async def limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, 
             if seen > limit:
                 raise _too_large(limit)
             if account is not None and seen > charged:
-                await account.reserve(BODY_COPIES * (seen - charged))
+                await account.reserve_body(BODY_COPIES * (seen - charged))
                 charged = seen
             yield chunk
     except ClientDisconnect as exc:  # nobody will read the answer; keep it out of the 5xx counts
@@ -107,12 +107,18 @@ async def read_json(request: Request, limit: int) -> Any:
     body = await read_limited(request, limit)
     ticket = current_ticket()
     if ticket is not None and ticket.account is not None and not body.isascii():
-        await ticket.account.reserve(3 * len(body), "this JSON body")  # its text may take 4 bytes a character
+        await ticket.account.reserve_body(3 * len(body), "this JSON body")  # its text may take 4 bytes a character
     return await parse_json_off_loop(body)
 
 
 async def read_one_image(request: Request, limit: int) -> bytes | ImageURL:
     """The image of a /predict call: one multipart file, a JSON ``image`` or ``url``, or the raw body."""
+    image = await _read_one_image(request, limit)
+    _settle(len(image) if isinstance(image, bytes) else 0)
+    return image
+
+
+async def _read_one_image(request: Request, limit: int) -> bytes | ImageURL:
     kind = media_type(request)
     if kind == "multipart/form-data":
         one = ApiError(400, "missing_file", "send exactly one file, e.g. -F 'file=@photo.jpg' (or use /predict/batch)")
@@ -137,6 +143,20 @@ async def read_one_image(request: Request, limit: int) -> bytes | ImageURL:
 
 
 async def read_many_images(request: Request, limit: int, max_items: int) -> list[Upload]:
+    """The images of a /predict/batch call; a bad base64 item becomes that item's error."""
+    items = await _read_many_images(request, limit, max_items)
+    _settle(sum(len(item.data) for item in items if isinstance(item.data, bytes)))
+    return items
+
+
+def _settle(image_bytes: int) -> None:
+    """The body is parsed: the request now holds its images only, not the body and its parsed copy."""
+    ticket = current_ticket()
+    if ticket is not None and ticket.account is not None:
+        ticket.account.settle_body(image_bytes)
+
+
+async def _read_many_images(request: Request, limit: int, max_items: int) -> list[Upload]:
     """The images of a /predict/batch call; a bad base64 item becomes that item's error."""
     kind = media_type(request)
     if kind == "multipart/form-data":

@@ -126,6 +126,20 @@ def test_memory_budget_waits_refuses_and_lets_small_ones_pass_a_big_waiter() -> 
     run(main())
 
 
+def test_bodies_never_take_the_memory_decodes_need() -> None:
+    async def main() -> None:
+        budget = MemoryBudget(100)
+        await budget.reserve(60, None, body=True)  # bodies may hold 60% of it
+        with pytest.raises(Overloaded):
+            await budget.reserve(10, time.monotonic() + 0.05, body=True)  # another body waits...
+        await asyncio.wait_for(budget.reserve(40, time.monotonic() + 5), 1)  # ...a decode still fits
+        budget.release(40)
+        budget.release(60, body=True)
+        assert budget.in_use == budget.bodies == 0
+
+    run(main())
+
+
 def test_auto_budget_is_half_the_limit_within_bounds() -> None:
     assert auto_budget(2 * 1024**3) == 1024**3
     assert auto_budget(64 * 1024**3) == 2 * 1024**3
