@@ -48,14 +48,19 @@ def check_declared_length(request: Request, limit: int) -> None:
 async def limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """``request.stream()`` that raises 413 the moment more than ``limit`` bytes arrived.
 
-    The bytes are charged to the request's memory account as they arrive (not by the declared
-    length: a client declaring 20 MB and sending a byte a second would hold 40 MB for nothing),
-    waiting while the server's memory budget is spent.
+    The body is charged to the request's memory account before a byte is read: its declared
+    length, all at once (uploads charged piece by piece could each hold part of the budget and
+    all wait for the rest); a chunked body without a length is charged as it arrives. A client
+    declaring a large body and sending it slowly holds its share only until the body timeout.
     """
     check_declared_length(request, limit)
     ticket = current_ticket()
     account = None if ticket is None else ticket.account
-    charged = seen = 0
+    declared = request.headers.get("content-length", "")
+    charged = int(declared) if declared.isdigit() else 0
+    if account is not None and charged:
+        await account.reserve_body(BODY_COPIES * charged)
+    seen = 0
     try:
         async for chunk in request.stream():
             seen += len(chunk)
