@@ -18,7 +18,8 @@ clients that have already given up. Here, for the predict routes only:
   it asks for its slot), counted in ``requests_shed_total{reason}``;
 - when the client disconnects, its request is cancelled wherever it is
   (queued, decoding, waiting for the micro-batch), so no inference is spent on
-  an answer nobody will read.
+  an answer nobody will read (status 499 in ``http_requests_total``,
+  ``inferences_skipped_total{reason="client_gone"}``).
 
 The deadline and the request's memory account travel in a context variable,
 so the upload reader, the predictor and the micro-batcher see them without
@@ -260,8 +261,7 @@ class AdmissionMiddleware:
         except asyncio.CancelledError:
             if not ticket.gone.is_set():
                 raise  # the server is shutting down, not the client
-            self._count_shed("client_gone")
-            await _count_only(send)
+            await _count_only(send)  # a 499 in http_requests_total; not a shed, the server refused nothing
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -21,11 +21,8 @@ JOB = "image-classifier"
 
 # Series Prometheus makes itself for every target.
 PROMETHEUS_OWN = {"up"}
-# The admission controller's metrics (issue 13), used only by the rule group and the panels about
-# shedding. Until the service exports them they are allowed to be missing from /metrics; once it
-# does, test_pending_admission_metrics_are_not_exported_yet fails: delete the exported names here
-# (and fix any name that changed) and every check below then holds them to the real /metrics.
-PENDING_ADMISSION_METRICS = {"requests_shed_total", "admission_queue_depth", "admission_in_flight"}
+# The admission controller's metrics (requests_shed_total, admission_queue_depth, admission_in_flight)
+# are exported now, so every check below holds them to the real /metrics like the others.
 ADMISSION_GROUP = "image-classifier.admission"
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
@@ -107,8 +104,8 @@ def exported_names(metrics_text: str, declared: bool = True) -> set[str]:
 
 
 def unknown_names(exprs: dict[str, str], exported: set[str]) -> dict[str, list[str]]:
-    """Per expression, the metric names that are neither exported, recorded, Prometheus's own, nor pending."""
-    known = exported | recording_names() | PROMETHEUS_OWN | PENDING_ADMISSION_METRICS
+    """Per expression, the metric names that are neither exported, recorded, nor Prometheus's own."""
+    known = exported | recording_names() | PROMETHEUS_OWN
     return {k: sorted(metric_names(e) - known) for k, e in exprs.items() if metric_names(e) - known}
 
 

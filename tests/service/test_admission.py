@@ -270,12 +270,12 @@ def test_a_request_whose_client_left_is_not_inferred(rgb_model_path: Path) -> No
         with socket.create_connection((host, int(port)), timeout=10) as leaver:
             leaver.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(PNG)}\r\n\r\n".encode() + PNG)
             wait_for(lambda: batcher._queue.qsize() == 1)  # decoded, waiting for the next micro-batch
-        wait_for(lambda: metric(url, 'requests_shed_total{reason="client_gone"}') == 1)
+        wait_for(lambda: metric(url, 'inferences_skipped_total{reason="client_gone"}') == 1)
         gate.set()
         first.join(10)
         assert answers == [200]
         assert metric(url, "inference_batch_size_sum") == 1.0  # B was never inferred
-        assert metric(url, 'inferences_skipped_total{reason="client_gone"}') == 1
+        assert metric(url, 'http_requests_total{method="POST",route="/predict",status="499"}') == 1
         assert metric(url, "admission_in_flight") == 0
 
 
