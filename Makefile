@@ -70,8 +70,10 @@ test-serve:  ## the service tests again, in the torch-free environment
 test-images: venv docker-deps  ## build the training image, train and export in it (minutes, ~12 GB of disk)
 	$(PY) -m pytest -m train_image tests/deploy
 
-lint: venv  ## ruff
+lint: venv  ## ruff (rules and formatting) and mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 train: venv  ## train on Animals-10: make train DATA=data/animals10 OUT=runs/animals10
 	$(PY) -m train --data $(DATA) --out $(or $(OUT),runs/animals10)

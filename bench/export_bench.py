@@ -24,28 +24,46 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from export.evaluate import agreement, run_batches, session, throughput
+from core.contract import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    InputSpec,
+    ModelContract,
+    OutputSpec,
+    PreprocessSpec,
+)
+from core.imaging import image_tensor
+from core.runtime import open_session
+from export.evaluate import agreement, run_batches, throughput
 from export.onnx_export import export_onnx, save_single_file
 from export.quantize import SETTINGS, quantize_int8
 from export.samples import generated_samples
-from service.contract import PreprocessSpec
-from service.imaging import load_image, preprocess
 from train.models import build_model
 
-SPEC = PreprocessSpec(resize_shorter=256, crop=(224, 224), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+SPEC = PreprocessSpec(resize_shorter=256, crop=(224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 def machine() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "unknown")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
     flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return {"cpu": model, "cores": os.cpu_count(), "avx512_vnni": "avx512_vnni" in flags,
-            "onnxruntime": ort.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "avx512_vnni": "avx512_vnni" in flags,
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def images(n: int, seed: int) -> np.ndarray:
-    return np.stack([preprocess(load_image(s.data, "RGB"), SPEC) for s in generated_samples(n, seed)])
+    return np.stack([image_tensor(s.data, "RGB", SPEC) for s in generated_samples(n, seed)])
 
 
 def build_models(workdir: Path, calibration: int, seed: int) -> tuple[Path, Path, dict[str, float]]:
@@ -56,17 +74,21 @@ def build_models(workdir: Path, calibration: int, seed: int) -> tuple[Path, Path
     t0 = time.perf_counter()
     save_single_file(export_onnx(model, (3, 224, 224)), fp32)
     t1 = time.perf_counter()
-    quantize_int8(fp32, int8, images(calibration, seed + 1), "input")
+    quantize_int8(fp32, int8, images(calibration, seed + 1), INPUT_NAME)
     return fp32, int8, {"export_s": t1 - t0, "quantize_s": time.perf_counter() - t1}
 
 
 def measure(fp32: Path, int8: Path, n_eval: int, min_seconds: float, seed: int) -> dict[str, Any]:
     x = images(n_eval, seed + 2)  # not the calibration images
-    s32, s8 = session(fp32), session(int8)
+    s32, s8 = open_session(fp32), open_session(int8)
     l32, l8 = run_batches(s32, x).logits, run_batches(s8, x).logits
-    result: dict[str, Any] = {"top1_agreement": agreement(l32, l8), "eval_images": n_eval,
-                              "distinct_fp32_top1": int(len(set(l32.argmax(1).tolist()))),
-                              "bytes": {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size}, "batches": {}}
+    result: dict[str, Any] = {
+        "top1_agreement": agreement(l32, l8),
+        "eval_images": n_eval,
+        "distinct_fp32_top1": int(len(set(l32.argmax(1).tolist()))),
+        "bytes": {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size},
+        "batches": {},
+    }
     for batch in (1, 8):
         a = throughput(s32, x, batch, min_seconds=min_seconds, min_iters=2)
         b = throughput(s8, x, batch, min_seconds=min_seconds, min_iters=2)
@@ -76,19 +98,25 @@ def measure(fp32: Path, int8: Path, n_eval: int, min_seconds: float, seed: int) 
 
 def table(r: dict[str, Any]) -> str:
     m = r["machine"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores, avx512_vnni={m['avx512_vnni']}, onnxruntime {m['onnxruntime']}",
-             f"command: {r['command']}",
-             f"VGG16 (random weights, reference head), 224x224, threads={m['cores']}; "
-             f"export {r['times']['export_s']:.0f}s, quantize {r['times']['quantize_s']:.0f}s "
-             f"(calibration: {r['calibration']} generated images)",
-             "batch | FP32 img/s | INT8 img/s | INT8/FP32", "------|-----------:|-----------:|---------:"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, avx512_vnni={m['avx512_vnni']}, onnxruntime {m['onnxruntime']}",
+        f"command: {r['command']}",
+        f"VGG16 (random weights, reference head), 224x224, threads={m['cores']}; "
+        f"export {r['times']['export_s']:.0f}s, quantize {r['times']['quantize_s']:.0f}s "
+        f"(calibration: {r['calibration']} generated images)",
+        "batch | FP32 img/s | INT8 img/s | INT8/FP32",
+        "------|-----------:|-----------:|---------:",
+    ]
     for batch, b in r["batches"].items():
-        lines.append(f"{batch:>5} | {b['fp32_images_per_s']:10.1f} | {b['int8_images_per_s']:10.1f} | "
-                     f"{b['speedup']:8.2f}x")
-    lines += [f"size: FP32 {r['bytes']['fp32'] / 1e6:.1f} MB, INT8 {r['bytes']['int8'] / 1e6:.1f} MB",
-              f"top-1 agreement FP32 vs INT8: {r['top1_agreement'] * 100:.1f}% on {r['eval_images']} generated images "
-              f"({r['distinct_fp32_top1']} distinct FP32 classes; random weights make this a weak test)",
-              "target (issue 4): INT8 >= 3x FP32, agreement >= 99%"]
+        lines.append(
+            f"{batch:>5} | {b['fp32_images_per_s']:10.1f} | {b['int8_images_per_s']:10.1f} | {b['speedup']:8.2f}x"
+        )
+    lines += [
+        f"size: FP32 {r['bytes']['fp32'] / 1e6:.1f} MB, INT8 {r['bytes']['int8'] / 1e6:.1f} MB",
+        f"top-1 agreement FP32 vs INT8: {r['top1_agreement'] * 100:.1f}% on {r['eval_images']} generated images "
+        f"({r['distinct_fp32_top1']} distinct FP32 classes; random weights make this a weak test)",
+        "target (issue 4): INT8 >= 3x FP32, agreement >= 99%",
+    ]
     return "\n".join(lines)
 
 
@@ -100,8 +128,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-seconds", type=float, help="timing per (model, batch) (default 5, quick 1.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the numbers here")
-    p.add_argument("--keep", type=Path, help="save both models, with serving metadata, into this folder "
-                   "(e.g. for python -m bench.serve_bench --model DIR/model.onnx)")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="save both models, with serving metadata, into this folder "
+        "(e.g. for python -m bench.serve_bench --model DIR/model.onnx)",
+    )
     return p
 
 
@@ -109,17 +141,20 @@ def keep_servable(fp32: Path, int8: Path, dest: Path) -> None:
     """Copy both models into ``dest`` with an ``image_classifier`` contract so the service can load them."""
     import onnx
 
-    from export.metadata import contract_from_checkpoint, write_metadata
+    from export.metadata import write_metadata
     from train.labels import ANIMALS10
 
-    ckpt = {"labels": list(ANIMALS10.values()), "arch": "vgg16",
-            "input": {"color": "RGB", "height": 224, "width": 224},
-            "preprocess": {"resize_shorter": SPEC.resize_shorter, "crop": list(SPEC.crop),
-                           "mean": list(SPEC.mean), "std": list(SPEC.std)}}
     dest.mkdir(parents=True, exist_ok=True)
-    for src, name in ((fp32, "model.onnx"), (int8, "model.int8.onnx")):
+    for src, name, precision in ((fp32, "model.onnx", "fp32"), (int8, "model.int8.onnx", "int8")):
         proto = onnx.load(str(src))
-        write_metadata(proto, contract_from_checkpoint(ckpt, f"vgg16-random-{name.split('.')[1]}", "bench"))
+        contract = ModelContract(
+            labels=tuple(ANIMALS10.values()),
+            input=InputSpec(INPUT_NAME, "RGB", 224, 224),
+            preprocess=SPEC,
+            output=OutputSpec(OUTPUT_NAME),
+            model={"name": f"vgg16-random-{precision}", "arch": "vgg16", "version": "bench", "precision": precision},
+        )
+        write_metadata(proto, contract)
         save_single_file(proto, dest / name)
 
 
@@ -134,8 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(fp32, int8, n_eval, min_seconds, args.seed)
         if args.keep:
             keep_servable(fp32, int8, args.keep)
-    result.update(machine=machine(), times=times, calibration=calibration, quantization=SETTINGS,
-                  command=" ".join(["python -m bench.export_bench", *argv]))
+    result.update(
+        machine=machine(),
+        times=times,
+        calibration=calibration,
+        quantization=SETTINGS,
+        command=" ".join(["python -m bench.export_bench", *argv]),
+    )
     print(table(result), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

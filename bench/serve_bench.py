@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def machine() -> str:
-    from service.settings import _cpu_quota
+    from core.runtime import cpu_quota
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -64,7 +64,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {_cpu_quota()} CPUs usable, Python {platform.python_version()}"
+    return f"{cpu}, {cpu_quota()} CPUs usable, Python {platform.python_version()}"
 
 
 def photo_jpeg(size: tuple[int, int] = (640, 480), seed: int = 0, quality: int = 90) -> bytes:
@@ -84,7 +84,7 @@ def photo_jpeg(size: tuple[int, int] = (640, 480), seed: int = 0, quality: int =
 
 
 def raw_ceiling(model_path: Path, threads: int, batch_sizes: list[int], seconds: float) -> dict[str, Any]:
-    from service.model import load_model
+    from core.model import load_model
 
     model = load_model(model_path, threads)
     model.warm_up(2)
@@ -113,8 +113,15 @@ def free_port() -> int:
 
 
 def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]:
-    env = {**os.environ, "MODEL_PATH": str(model), "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning",
-           "MAX_BATCH_SIZE": str(args.max_batch_size), "BATCH_WAIT_MS": str(args.batch_wait_ms)}
+    env = {
+        **os.environ,
+        "MODEL_PATH": str(model),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+        "MAX_BATCH_SIZE": str(args.max_batch_size),
+        "BATCH_WAIT_MS": str(args.batch_wait_ms),
+    }
     import httpx
 
     start = time.perf_counter()
@@ -167,9 +174,17 @@ async def load(url: str, photo: bytes, concurrency: int, requests: int, server_p
         wall = time.perf_counter() - start
         server_cpu, client_cpu = process_cpu_seconds(server_pid) - server0, own_cpu_seconds() - client0
     q = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
-    return {"concurrency": concurrency, "requests": requests, "errors": errors, "img_per_s": requests / wall,
-            "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2],
-            "server_cpu_ms_per_img": server_cpu / requests * 1e3, "client_cpu_ms_per_img": client_cpu / requests * 1e3}
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "errors": errors,
+        "img_per_s": requests / wall,
+        "p50_ms": q[0],
+        "p95_ms": q[1],
+        "p99_ms": q[2],
+        "server_cpu_ms_per_img": server_cpu / requests * 1e3,
+        "client_cpu_ms_per_img": client_cpu / requests * 1e3,
+    }
 
 
 def batch_histogram(url: str) -> str:
@@ -186,8 +201,8 @@ def batch_histogram(url: str) -> str:
 
 
 def draft_agreement(model_path: Path, threads: int, n: int) -> dict[str, Any]:
-    from service.imaging import DecodeOptions, load_image, preprocess
-    from service.model import load_model
+    from core.imaging import DecodeOptions, load_image, preprocess
+    from core.model import load_model
 
     model = load_model(model_path, threads)
     spec, color = model.contract.preprocess, model.contract.input.color
@@ -205,8 +220,14 @@ def draft_agreement(model_path: Path, threads: int, n: int) -> dict[str, Any]:
         pa, pb = model.probabilities(np.stack([a, b]))
         agree += int(pa.argmax() == pb.argmax())
         diffs.append(float(np.abs(pa - pb).max()))
-    return {"images": n, "top1_agreement": agree / n, "max_prob_diff": max(diffs),
-            "exact_ms": t_exact / n * 1e3, "draft_ms": t_draft / n * 1e3, "speedup": t_exact / max(t_draft, 1e-9)}
+    return {
+        "images": n,
+        "top1_agreement": agree / n,
+        "max_prob_diff": max(diffs),
+        "exact_ms": t_exact / n * 1e3,
+        "draft_ms": t_draft / n * 1e3,
+        "speedup": t_exact / max(t_draft, 1e-9),
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -215,23 +236,31 @@ def draft_agreement(model_path: Path, threads: int, n: int) -> dict[str, Any]:
 def report(raw: dict[str, Any], service: list[dict[str, Any]], ready_s: float, max_batch: int) -> None:
     b1, bm = raw["batch1"], raw.get(f"batch{max_batch}", raw["batch1"])
     ceiling = max(b1["img_per_s"], bm["img_per_s"])
-    print(f"\nraw onnxruntime ({raw['threads']} threads): batch 1 {b1['img_per_s']:.1f} img/s "
-          f"(median {b1['median_ms']:.2f} ms), batch {max_batch} {bm['img_per_s']:.1f} img/s; ceiling {ceiling:.1f}")
+    print(
+        f"\nraw onnxruntime ({raw['threads']} threads): batch 1 {b1['img_per_s']:.1f} img/s "
+        f"(median {b1['median_ms']:.2f} ms), batch {max_batch} {bm['img_per_s']:.1f} img/s; ceiling {ceiling:.1f}"
+    )
     print(f"service ready in {ready_s:.2f} s (process start -> /readyz 200)\n")
-    print("| concurrency | requests | errors | img/s | % of raw | p50 ms | p95 ms | p99 ms "
-          "| service CPU ms/img | load-generator CPU ms/img |")
+    print(
+        "| concurrency | requests | errors | img/s | % of raw | p50 ms | p95 ms | p99 ms "
+        "| service CPU ms/img | load-generator CPU ms/img |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in service:
-        print(f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['img_per_s']:.1f} | "
-              f"{100 * r['img_per_s'] / ceiling:.0f}% | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-              f"{r['server_cpu_ms_per_img']:.1f} | {r['client_cpu_ms_per_img']:.1f} |")
+        print(
+            f"| {r['concurrency']} | {r['requests']} | {r['errors']} | {r['img_per_s']:.1f} | "
+            f"{100 * r['img_per_s'] / ceiling:.0f}% | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['server_cpu_ms_per_img']:.1f} | {r['client_cpu_ms_per_img']:.1f} |"
+        )
     per_img = raw["threads"] * 1e3 / ceiling
     print(f"(raw inference at the ceiling costs {per_img:.1f} CPU-ms per image on {raw['threads']} threads)")
     sat = max(service, key=lambda r: r["concurrency"])
     one = min(service, key=lambda r: r["concurrency"])
     print(f"\nsaturation (c={sat['concurrency']}): {100 * sat['img_per_s'] / ceiling:.0f}% of raw (target >= 85%)")
-    print(f"c={one['concurrency']} p50 {one['p50_ms']:.1f} ms vs raw batch-1 inference {b1['median_ms']:.1f} ms: "
-          f"overhead {one['p50_ms'] - b1['median_ms']:.1f} ms (target <= 10 ms)")
+    print(
+        f"c={one['concurrency']} p50 {one['p50_ms']:.1f} ms vs raw batch-1 inference {b1['median_ms']:.1f} ms: "
+        f"overhead {one['p50_ms'] - b1['median_ms']:.1f} ms (target <= 10 ms)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve_bench: skipped, no model at {args.model} (run `make demo` or pass --model PATH)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from service.settings import _cpu_quota
+    from core.runtime import cpu_quota
 
-    threads = _cpu_quota()
+    threads = cpu_quota()
     print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB); machine: {machine()}")
     raw = raw_ceiling(args.model, threads, sorted({1, args.max_batch_size}), args.raw_seconds)
     photo = args.image.read_bytes() if args.image else photo_jpeg()
@@ -257,14 +286,21 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(timeout=30)
     report(raw, service, ready_s, args.max_batch_size)
     print(f"micro-batching: {batches}")
-    results: dict[str, Any] = {"machine": machine(), "model": str(args.model), "raw": raw, "service": service,
-                               "ready_seconds": ready_s}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "model": str(args.model),
+        "raw": raw,
+        "service": service,
+        "ready_seconds": ready_s,
+    }
     if args.draft:
         d = draft_agreement(args.model, threads, args.draft_images)
         results["draft"] = d
-        print(f"\nJPEG draft decode on {d['images']} large JPEGs (1600x1200 .. 4000x3000): top-1 agreement "
-              f"{100 * d['top1_agreement']:.1f}%, max |prob diff| {d['max_prob_diff']:.4f}, decode+preprocess "
-              f"{d['exact_ms']:.1f} -> {d['draft_ms']:.1f} ms ({d['speedup']:.1f}x)")
+        print(
+            f"\nJPEG draft decode on {d['images']} large JPEGs (1600x1200 .. 4000x3000): top-1 agreement "
+            f"{100 * d['top1_agreement']:.1f}%, max |prob diff| {d['max_prob_diff']:.4f}, decode+preprocess "
+            f"{d['exact_ms']:.1f} -> {d['draft_ms']:.1f} ms ({d['speedup']:.1f}x)"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-
-from service.model import session_options
-
-
-def session(path: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
-    """A CPU session with explicit threads (default: every core), as the service opens one."""
-    opts = session_options(threads or os.cpu_count() or 1)
-    model = path if isinstance(path, bytes) else str(path)
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 @dataclass
@@ -52,8 +41,14 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else float("nan")
 
 
-def throughput(sess: ort.InferenceSession, x: np.ndarray, batch: int, min_seconds: float = 1.0,
-               min_iters: int = 3, max_iters: int = 200) -> float:
+def throughput(
+    sess: ort.InferenceSession,
+    x: np.ndarray,
+    batch: int,
+    min_seconds: float = 1.0,
+    min_iters: int = 3,
+    max_iters: int = 200,
+) -> float:
     """images/s at ``batch``: repeat the same batch until ``min_seconds`` and ``min_iters`` are both reached."""
     name = sess.get_inputs()[0].name
     chunk = np.ascontiguousarray(np.resize(x, (batch, *x.shape[1:])), dtype=np.float32)

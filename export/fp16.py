@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from export.evaluate import agreement, run_batches, session
+from core.runtime import open_session
+from export.evaluate import agreement, run_batches
 
 RTOL = 1e-2  # max |diff| relative to the largest FP32 logit: half precision keeps ~3 significant digits
 
@@ -38,20 +39,28 @@ def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def float32_io(proto: onnx.ModelProto) -> bool:
-    return all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-               for v in [*proto.graph.input, *proto.graph.output])
+    return all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input, *proto.graph.output]
+    )
 
 
 def check_fp16(fp16_bytes: bytes, fp32_logits: np.ndarray, x: np.ndarray, rtol: float = RTOL) -> Fp16Check:
     """Run the FP16 model on the CPU if onnxruntime can, and compare with the FP32 logits of the same ``x``."""
     try:
-        got = run_batches(session(fp16_bytes), x).logits
+        got = run_batches(open_session(fp16_bytes), x).logits
     except Exception as exc:  # noqa: BLE001 - a CPU build without FP16 kernels is a finding, not a crash
         return Fp16Check(False, note=f"onnxruntime CPU could not run it: {exc}"[:300])
     diff = float(np.abs(got - fp32_logits).max()) if np.isfinite(got).all() else float("inf")
     scale = max(float(np.abs(fp32_logits).max()), 1e-6)
-    return Fp16Check(True, diff, diff / scale, agreement(got, fp32_logits), len(x), rtol,
-                     "onnxruntime CPUExecutionProvider; no GPU measured")
+    return Fp16Check(
+        True,
+        diff,
+        diff / scale,
+        agreement(got, fp32_logits),
+        len(x),
+        rtol,
+        "onnxruntime CPUExecutionProvider; no GPU measured",
+    )
 
 
 def fp16_failures(c: Fp16Check) -> list[str]:

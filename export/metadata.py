@@ -1,33 +1,37 @@
-"""Build the artifact contract (``service.contract``) from a training checkpoint."""
+"""Build the artifact contract (``core.contract``) from a training checkpoint."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import onnx
 
-from service.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec, PreprocessSpec, parse_contract
-
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
+from core.contract import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ModelContract, OutputSpec, parse_contract
+from train.checkpoint import input_spec, preprocess_spec
 
 
 def contract_from_checkpoint(ckpt: dict[str, Any], name: str, version: str) -> ModelContract:
-    inp, pre = ckpt["input"], ckpt["preprocess"]
     return ModelContract(
         labels=tuple(ckpt["labels"]),
-        input=InputSpec(INPUT_NAME, inp["color"], int(inp["height"]), int(inp["width"])),
-        preprocess=PreprocessSpec(
-            resize_shorter=int(pre["resize_shorter"]), crop=(int(pre["crop"][0]), int(pre["crop"][1])),
-            mean=tuple(pre["mean"]), std=tuple(pre["std"]), interpolation=pre.get("interpolation", "bilinear"),
-            scale=float(pre.get("scale", 1 / 255)),
-        ),
+        input=replace(input_spec(ckpt), name=INPUT_NAME),
+        preprocess=preprocess_spec(ckpt),
         output=OutputSpec(OUTPUT_NAME, "logits"),
-        model={"name": name, "arch": ckpt["arch"], "version": version, "precision": "fp32",
-               "created": datetime.now(UTC).isoformat(timespec="seconds")},
-        training={"val_accuracy": ckpt.get("val_accuracy"), "best_val_accuracy": ckpt.get("best_val_accuracy"),
-                  "test_accuracy": ckpt.get("test_accuracy"), "split_sha256": ckpt.get("split_sha256"),
-                  "epoch": ckpt.get("epoch")},
+        model={
+            "name": name,
+            "arch": ckpt["arch"],
+            "version": version,
+            "precision": "fp32",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        training={
+            "val_accuracy": ckpt.get("val_accuracy"),
+            "best_val_accuracy": ckpt.get("best_val_accuracy"),
+            "test_accuracy": ckpt.get("test_accuracy"),
+            "split_sha256": ckpt.get("split_sha256"),
+            "epoch": ckpt.get("epoch"),
+        },
     )
 
 

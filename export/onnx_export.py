@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 from onnx.external_data_helper import uses_external_data
 
-from export.metadata import INPUT_NAME, OUTPUT_NAME
+from core.contract import INPUT_NAME, OUTPUT_NAME
 
 
 def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int | None = None) -> onnx.ModelProto:
@@ -23,10 +24,19 @@ def export_onnx(model: torch.nn.Module, shape: tuple[int, int, int], opset: int 
     batch = torch.export.Dim("batch", min=1, max=4096)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp) / "model.onnx"
-        kwargs = {"opset_version": opset} if opset else {}
-        torch.onnx.export(model, (example,), str(tmp_path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=({0: batch},), dynamo=True, external_data=True, verbose=False,
-                          **kwargs)
+        kwargs: dict[str, Any] = {"opset_version": opset} if opset else {}
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp_path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            external_data=True,
+            verbose=False,
+            **kwargs,
+        )
         proto = onnx.load(str(tmp_path), load_external_data=True)
     onnx.checker.check_model(proto, full_check=True)
     return proto

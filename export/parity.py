@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from export.evaluate import session
+from core.runtime import open_session
 
 
 @dataclass
@@ -34,14 +34,19 @@ def _worst(ref: np.ndarray, got: np.ndarray) -> float:
     return float(np.abs(ref - got).max()) if ref.size else 0.0
 
 
-def compare(model: torch.nn.Module, onnx_bytes: bytes, inputs: np.ndarray, input_name: str,
-            batch_sizes: tuple[int, ...] = (1, 8)) -> Parity:
+def compare(
+    model: torch.nn.Module,
+    onnx_bytes: bytes,
+    inputs: np.ndarray,
+    input_name: str,
+    batch_sizes: tuple[int, ...] = (1, 8),
+) -> Parity:
     """Run ``inputs`` (N, C, H, W) through both at each batch size; report worst diff and top-1 agreement.
 
     Batch 1 and a larger batch are both run because a wrongly fixed batch axis
     or batch-dependent op (BatchNorm left in training mode) shows only in one.
     """
-    sess = session(onnx_bytes)
+    sess = open_session(onnx_bytes)
     worst, agree, total = 0.0, 0, 0
     for bs in batch_sizes:
         for i in range(0, len(inputs), bs):

@@ -13,7 +13,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,11 @@ import numpy as np
 import onnx
 import torch
 
-from export.evaluate import accuracy, agreement, run_batches, session
+from core.contract import ModelContract
+from core.imaging import image_tensor
+from core.runtime import open_session
+from export.config import ExportConfig
+from export.evaluate import accuracy, agreement, run_batches
 from export.fp16 import check_fp16, float32_io, fp16_failures, to_fp16
 from export.metadata import contract_from_checkpoint, variant_contract, write_metadata
 from export.onnx_export import export_onnx, has_dynamic_batch, is_single_file, opset_of, save_single_file
@@ -29,8 +32,6 @@ from export.parity import Parity, compare
 from export.preprocess_parity import compare_preprocessing, failures
 from export.quantize import SETTINGS, gate, quantize_int8
 from export.samples import RunData, Sample, find_run_data, generated_samples, strip_sample
-from service.contract import ModelContract
-from service.imaging import load_image, preprocess
 from train.checkpoint import load_checkpoint, rebuild_model
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
@@ -49,49 +50,43 @@ class AccuracyGateError(ExportError):
     """INT8 lost more accuracy than ``--max-accuracy-drop`` allows."""
 
 
-@dataclass
-class ExportConfig:
-    checkpoint: Path
-    out: Path
-    name: str | None = None
-    version: str = "1"
-    atol: float = 1e-4
-    max_images: int = 32
-    opset: int | None = None
-    data_root: Path | None = None
-    quantize: str | None = None  # "int8"
-    calibration: int = 200
-    max_accuracy_drop: float = 1.0
-    max_eval_images: int = 0  # test images for the INT8 gate; 0 = the whole test split
-    fp16: bool = False
-    seed: int = 0
-    argv: list[str] = field(default_factory=list)
-
-
 def tensors(samples: list[Sample], contract: ModelContract) -> np.ndarray:
     """Encoded files -> (N, C, H, W) exactly as the service computes them."""
     shape = (0, contract.input.channels, contract.input.height, contract.input.width)
     if not samples:
         return np.zeros(shape, np.float32)
-    return np.stack([preprocess(load_image(s.data, contract.input.color), contract.preprocess) for s in samples])
+    return np.stack([image_tensor(s.data, contract.input.color, contract.preprocess) for s in samples])
 
 
 def check(parity: Parity, atol: float) -> None:
     if not parity.max_abs_diff <= atol or parity.top1_agreement < 1.0:
-        raise ParityError(f"ONNX does not match PyTorch: max |diff| {parity.max_abs_diff:.3g} (tolerance {atol:g}), "
-                          f"top-1 agreement {parity.top1_agreement:.4f} on {parity.n} inputs")
+        raise ParityError(
+            f"ONNX does not match PyTorch: max |diff| {parity.max_abs_diff:.3g} (tolerance {atol:g}), "
+            f"top-1 agreement {parity.top1_agreement:.4f} on {parity.n} inputs"
+        )
 
 
-def model_parity(model: torch.nn.Module, proto: onnx.ModelProto, contract: ModelContract, real: list[Sample],
-                 source: str, cfg: ExportConfig) -> dict[str, Any]:
+def model_parity(
+    model: torch.nn.Module,
+    proto: onnx.ModelProto,
+    contract: ModelContract,
+    real: list[Sample],
+    source: str,
+    cfg: ExportConfig,
+) -> dict[str, Any]:
     """Real (or generated) images the serving way, plus random tensors, at batch 1 and 8."""
     rng = np.random.default_rng(cfg.seed)
     noise = rng.standard_normal((8, contract.input.channels, contract.input.height, contract.input.width))
     x = np.concatenate([tensors(real, contract), noise.astype(np.float32)])
     parity = compare(model, proto.SerializeToString(), x, contract.input.name, batch_sizes=(1, 8))
     check(parity, cfg.atol)
-    return {**parity.as_dict(), "atol": cfg.atol, "real_images": len(real), "images_source": source,
-            "random_tensors": len(noise)}
+    return {
+        **parity.as_dict(),
+        "atol": cfg.atol,
+        "real_images": len(real),
+        "images_source": source,
+        "random_tensors": len(noise),
+    }
 
 
 def preprocess_parity(model: torch.nn.Module, contract: ModelContract, real: list[Sample], seed: int) -> dict:
@@ -104,8 +99,14 @@ def preprocess_parity(model: torch.nn.Module, contract: ModelContract, real: lis
     return {**p.as_dict(), "run_images": len(real), "generated_images": len(generated)}
 
 
-def int8_step(fp32_path: Path, dest: Path, contract: ModelContract, run: RunData, cfg: ExportConfig,
-              hook: Callable[[onnx.ModelProto], None] | None) -> dict[str, Any]:
+def int8_step(
+    fp32_path: Path,
+    dest: Path,
+    contract: ModelContract,
+    run: RunData,
+    cfg: ExportConfig,
+    hook: Callable[[onnx.ModelProto], None] | None,
+) -> dict[str, Any]:
     """Calibrate, quantize, measure FP32 vs INT8 on the test split, gate; write ``dest`` only if it passes."""
     calib = run.samples("train", cfg.calibration, cfg.seed)
     calib_source = f"{len(calib)} train-split images" if calib else f"{cfg.calibration} generated images (no run data)"
@@ -121,21 +122,29 @@ def int8_step(fp32_path: Path, dest: Path, contract: ModelContract, run: RunData
     test = test or generated_samples(64, cfg.seed + 2)
     x = tensors(test, contract)
     labels = np.array([s.label for s in test]) if test[0].label is not None else None
-    fp32, int8 = run_batches(session(fp32_path), x), run_batches(session(raw), x)
+    fp32, int8 = run_batches(open_session(fp32_path), x), run_batches(open_session(raw), x)
     fp32_acc = accuracy(fp32.logits, labels) if labels is not None else None
     int8_acc = accuracy(int8.logits, labels) if labels is not None else None
     agree = agreement(fp32.logits, int8.logits)
     verdict = gate(fp32_acc, int8_acc, agree, cfg.max_accuracy_drop)
-    figures = {"settings": SETTINGS, "calibration": calib_source, "evaluated_on": eval_source,
-               "fp32_accuracy": fp32_acc, "int8_accuracy": int8_acc, "top1_agreement": agree,
-               "drop_points": verdict.drop, "gate_basis": verdict.basis, "max_accuracy_drop": cfg.max_accuracy_drop,
-               "images_per_s": {"fp32": fp32.images_per_s, "int8": int8.images_per_s, "batch": 8,
-                                "threads": os.cpu_count()},
-               "bytes": {"fp32": fp32_path.stat().st_size, "int8": raw.stat().st_size}}
+    figures = {
+        "settings": SETTINGS,
+        "calibration": calib_source,
+        "evaluated_on": eval_source,
+        "fp32_accuracy": fp32_acc,
+        "int8_accuracy": int8_acc,
+        "top1_agreement": agree,
+        "drop_points": verdict.drop,
+        "gate_basis": verdict.basis,
+        "max_accuracy_drop": cfg.max_accuracy_drop,
+        "images_per_s": {"fp32": fp32.images_per_s, "int8": int8.images_per_s, "batch": 8, "threads": os.cpu_count()},
+        "bytes": {"fp32": fp32_path.stat().st_size, "int8": raw.stat().st_size},
+    }
     if not verdict.passed:
         raise AccuracyGateError(
             f"INT8 refused: {verdict.basis} drop {verdict.drop:.2f} points > {cfg.max_accuracy_drop:g} allowed "
-            f"(FP32 {_pct(fp32_acc)}, INT8 {_pct(int8_acc)}, agreement {agree * 100:.2f}%, {eval_source})")
+            f"(FP32 {_pct(fp32_acc)}, INT8 {_pct(int8_acc)}, agreement {agree * 100:.2f}%, {eval_source})"
+        )
     proto = onnx.load(str(raw))
     write_metadata(proto, variant_contract(contract, "int8", FILES["fp32"], figures))
     save_single_file(proto, dest)
@@ -143,14 +152,15 @@ def int8_step(fp32_path: Path, dest: Path, contract: ModelContract, run: RunData
     return figures
 
 
-def fp16_step(proto32: onnx.ModelProto, dest: Path, contract: ModelContract, real: list[Sample],
-              fp32_path: Path, seed: int) -> dict[str, Any]:
+def fp16_step(
+    proto32: onnx.ModelProto, dest: Path, contract: ModelContract, real: list[Sample], fp32_path: Path, seed: int
+) -> dict[str, Any]:
     """Convert with float32 I/O, check it on the CPU against the FP32 ONNX model, write ``dest``."""
     proto = to_fp16(proto32)
     if not float32_io(proto):
         raise ExportError("FP16 conversion changed the model's input/output types")
     x = tensors(real or generated_samples(N_GENERATED, seed + 3), contract)
-    result = check_fp16(proto.SerializeToString(), run_batches(session(fp32_path), x).logits, x)
+    result = check_fp16(proto.SerializeToString(), run_batches(open_session(fp32_path), x).logits, x)
     problems = fp16_failures(result)
     if problems:
         raise ParityError("; ".join(problems))
@@ -186,19 +196,35 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
     save_single_file(proto, fp32_path)
     onnx.checker.check_model(str(fp32_path), full_check=True)
     report: dict[str, Any] = {
-        "ok": True, "out": str(cfg.out), "checkpoint": str(cfg.checkpoint), "arch": ckpt["arch"],
-        "labels": list(contract.labels), "command": "python -m export " + " ".join(cfg.argv),
-        "models": {"fp32": {"file": FILES["fp32"], "bytes": fp32_path.stat().st_size, "opset": opset_of(proto),
-                            "dynamic_batch": True, "single_file": is_single_file(fp32_path), "checker": "ok"}},
-        "parity": parity, "data": run.reason,
+        "ok": True,
+        "out": str(cfg.out),
+        "checkpoint": str(cfg.checkpoint),
+        "arch": ckpt["arch"],
+        "labels": list(contract.labels),
+        "command": "python -m export " + " ".join(cfg.argv),
+        "models": {
+            "fp32": {
+                "file": FILES["fp32"],
+                "bytes": fp32_path.stat().st_size,
+                "opset": opset_of(proto),
+                "dynamic_batch": True,
+                "single_file": is_single_file(fp32_path),
+                "checker": "ok",
+            }
+        },
+        "parity": parity,
+        "data": run.reason,
     }
     if cfg.quantize == "int8":
         report["int8"] = int8_step(fp32_path, stage / FILES["int8"], contract, run, cfg, int8_hook)
         report["models"]["int8"] = {"file": FILES["int8"], "bytes": (stage / FILES["int8"]).stat().st_size}
     if cfg.fp16:
         report["fp16"] = fp16_step(proto, stage / FILES["fp16"], contract, real, fp32_path, cfg.seed)
-        report["models"]["fp16"] = {"file": FILES["fp16"], "bytes": (stage / FILES["fp16"]).stat().st_size,
-                                    "float32_io": True}
+        report["models"]["fp16"] = {
+            "file": FILES["fp16"],
+            "bytes": (stage / FILES["fp16"]).stat().st_size,
+            "float32_io": True,
+        }
     report["seconds"] = time.perf_counter() - t0
     (stage / "export_report.json").write_text(json.dumps(report, indent=2, default=float))
     return report
@@ -214,8 +240,11 @@ def commit(stage: Path, out: Path) -> None:
             os.replace(stage / name, out / name)
 
 
-def run_export(cfg: ExportConfig, model_hook: Callable[[torch.nn.Module], None] | None = None,
-               int8_hook: Callable[[onnx.ModelProto], None] | None = None) -> dict[str, Any]:
+def run_export(
+    cfg: ExportConfig,
+    model_hook: Callable[[torch.nn.Module], None] | None = None,
+    int8_hook: Callable[[onnx.ModelProto], None] | None = None,
+) -> dict[str, Any]:
     """Export, check, and write ``model.onnx`` (+ variants) and ``export_report.json``; return the report.
 
     ``model_hook`` alters the torch model after export and ``int8_hook`` the

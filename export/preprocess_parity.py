@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.contract import ModelContract, PreprocessSpec
+from core.imaging import load_image, preprocess
 from export.parity import torch_logits
 from export.samples import Sample
-from service.contract import ModelContract, PreprocessSpec
-from service.imaging import load_image, preprocess
-from train.transforms import eval_transform
+from train.transforms import reference_eval_transform
 
 MAX_LEVELS = 1.0  # one 8-bit level: what a rounding difference in resampling can produce
 
@@ -36,14 +36,18 @@ class PreprocessParity:
         return asdict(self)
 
 
-def compare_preprocessing(model: torch.nn.Module, contract: ModelContract, samples: list[Sample],
-                          serve: Callable[[Image.Image, PreprocessSpec], np.ndarray] = preprocess) -> PreprocessParity:
+def compare_preprocessing(
+    model: torch.nn.Module,
+    contract: ModelContract,
+    samples: list[Sample],
+    serve: Callable[[Image.Image, PreprocessSpec], np.ndarray] = preprocess,
+) -> PreprocessParity:
     """Decode each file once with the shared rule, then preprocess it both ways and compare.
 
     ``serve`` is the service's preprocessing; tests pass a drifted one to prove the check can fail.
     """
     spec = contract.preprocess
-    tv = eval_transform(spec)
+    tv = reference_eval_transform(spec)
     std255 = np.asarray(spec.std, dtype=np.float64)[:, None, None] * 255.0  # (C, 1, 1)
     served, trained = [], []
     worst, worst_levels, worst_file, exact = 0.0, 0.0, "", 0
@@ -65,8 +69,10 @@ def compare_preprocessing(model: torch.nn.Module, contract: ModelContract, sampl
 
 
 def _agreement(model: torch.nn.Module, a: np.ndarray, b: np.ndarray, batch: int = 16) -> float:
-    same = sum(int((torch_logits(model, a[i : i + batch]).argmax(1) == torch_logits(model, b[i : i + batch])
-                    .argmax(1)).sum()) for i in range(0, len(a), batch))
+    same = sum(
+        int((torch_logits(model, a[i : i + batch]).argmax(1) == torch_logits(model, b[i : i + batch]).argmax(1)).sum())
+        for i in range(0, len(a), batch)
+    )
     return same / len(a)
 
 

@@ -16,16 +16,23 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-SETTINGS = {"format": "QDQ", "per_channel": True, "activations": "QUInt8", "weights": "QInt8",
-            "reduce_range": False, "calibration_method": "MinMax"}
+SETTINGS = {
+    "format": "QDQ",
+    "per_channel": True,
+    "activations": "QUInt8",
+    "weights": "QInt8",
+    "reduce_range": False,
+    "calibration_method": "MinMax",
+}
 
 
 class ArrayReader(CalibrationDataReader):
     """Feeds (N, C, H, W) calibration tensors to the calibrator ``batch`` at a time."""
 
     def __init__(self, x: np.ndarray, input_name: str, batch: int = 8) -> None:
-        self._batches = iter([{input_name: np.ascontiguousarray(x[i : i + batch], dtype=np.float32)}
-                              for i in range(0, len(x), batch)])
+        self._batches = iter(
+            [{input_name: np.ascontiguousarray(x[i : i + batch], dtype=np.float32)} for i in range(0, len(x), batch)]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
@@ -38,9 +45,17 @@ def quantize_int8(fp32: Path, dest: Path, calibration: np.ndarray, input_name: s
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
-        quantize_static(str(pre), str(dest), ArrayReader(calibration, input_name),
-                        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, reduce_range=False, calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(pre),
+            str(dest),
+            ArrayReader(calibration, input_name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            reduce_range=False,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
 
 
 @dataclass

@@ -50,9 +50,11 @@ def _fp16_lines(r: dict[str, Any]) -> list[str]:
     size = _mb(r["models"]["fp16"]["bytes"])
     if not c["ran_on_cpu"]:
         return [f"  model.fp16.onnx  {size}  fp16 weights, float32 I/O; not run here: {c['note']}"]
-    return [f"  model.fp16.onnx  {size}  fp16 weights, float32 I/O, checked on CPU (no GPU here) vs FP32:",
-            f"                   max |logit diff| {c['max_abs_diff']:.2e} ({c['max_rel_diff']:.1e} of max |logit|, "
-            f"<= {c['rtol']:g}), top-1 agreement {_pct(c['top1_agreement'])} ({c['n']} images)"]
+    return [
+        f"  model.fp16.onnx  {size}  fp16 weights, float32 I/O, checked on CPU (no GPU here) vs FP32:",
+        f"                   max |logit diff| {c['max_abs_diff']:.2e} ({c['max_rel_diff']:.1e} of max |logit|, "
+        f"<= {c['rtol']:g}), top-1 agreement {_pct(c['top1_agreement'])} ({c['n']} images)",
+    ]
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -67,10 +67,22 @@ def find_run_data(ckpt: dict[str, Any], checkpoint: Path, data_root: Path | None
 
 # (width, height, format, mode): landscape, portrait, square, odd, smaller than any crop, extreme strips.
 GENERATED_SHAPES = [
-    (160, 120, "JPEG", "RGB"), (120, 160, "JPEG", "RGB"), (97, 301, "JPEG", "RGB"), (301, 97, "PNG", "RGB"),
-    (257, 255, "PNG", "RGB"), (333, 500, "JPEG", "RGB"), (500, 333, "JPEG", "RGB"), (37, 53, "PNG", "RGB"),
-    (1200, 40, "PNG", "RGB"), (40, 900, "JPEG", "RGB"), (224, 224, "JPEG", "RGB"), (180, 240, "PNG", "RGBA"),
-    (211, 149, "PNG", "L"), (149, 211, "GIF", "P"), (640, 480, "JPEG", "RGB"), (479, 641, "JPEG", "RGB"),
+    (160, 120, "JPEG", "RGB"),
+    (120, 160, "JPEG", "RGB"),
+    (97, 301, "JPEG", "RGB"),
+    (301, 97, "PNG", "RGB"),
+    (257, 255, "PNG", "RGB"),
+    (333, 500, "JPEG", "RGB"),
+    (500, 333, "JPEG", "RGB"),
+    (37, 53, "PNG", "RGB"),
+    (1200, 40, "PNG", "RGB"),
+    (40, 900, "JPEG", "RGB"),
+    (224, 224, "JPEG", "RGB"),
+    (180, 240, "PNG", "RGBA"),
+    (211, 149, "PNG", "L"),
+    (149, 211, "GIF", "P"),
+    (640, 480, "JPEG", "RGB"),
+    (479, 641, "JPEG", "RGB"),
 ]
 
 
@@ -123,4 +135,3 @@ def strip_sample(shorter: int, resized_pixels: int = 13_000_000, seed: int = 0) 
     rng = np.random.default_rng(seed)
     img = _draw(rng, long, short)
     return Sample(f"generated_strip_{long}x{short}.png", _encode(img, "PNG", "RGB", rng))
-

@@ -1,6 +1,5 @@
-"""Serving: FastAPI + onnxruntime, numpy/Pillow preprocessing, no torch.
+"""Serving: FastAPI + onnxruntime over the shared ``core`` rule; no torch.
 
-Importing this package must stay cheap and torch-free: training imports
-``service.imaging`` and ``service.contract`` so that both stages decode and
-describe images by one rule.
+Nothing outside this package imports it: training, export and the benchmarks
+stand on ``core`` (contract, decode rule, onnxruntime options) directly.
 """

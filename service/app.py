@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from core.imaging import DecodeOptions
+from core.model import LoadedModel, load_model
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
-from service.imaging import DecodeOptions
 from service.metrics import Metrics, MetricsMiddleware
-from service.model import LoadedModel, load_model
 from service.predictor import Predictor
 from service.routes import health, metrics, model_info, page, predict
 from service.settings import Settings
@@ -27,8 +27,9 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
         max_pixels=settings.max_pixels,
         draft_shorter=model.contract.preprocess.resize_shorter if settings.jpeg_draft else None,
     )
-    batcher = MicroBatcher(model.probabilities, settings.max_batch_size, settings.batch_wait_ms,
-                           on_batch=metrics_.observe_batch)
+    batcher = MicroBatcher(
+        model.probabilities, settings.max_batch_size, settings.batch_wait_ms, on_batch=metrics_.observe_batch
+    )
     return Predictor(model, options, settings.decoders, batcher, metrics_)
 
 
@@ -47,8 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.predictor = predictor = build_predictor(model, s, metrics_)
         predictor.batcher.start()
         app.state.ready = True
-        log.info("model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads)",
-                 s.model_path, model.load_seconds, model.warmup_seconds, s.threads)
+        log.info(
+            "model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads)",
+            s.model_path,
+            model.load_seconds,
+            model.warmup_seconds,
+            s.threads,
+        )
         try:
             yield
         finally:
@@ -68,8 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "X-API-Key", "Authorization"], max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+            max_age=600,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
     for module in (page, health, metrics, model_info, predict):
         app.include_router(module.router)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from core.model import LoadedModel
 from service.errors import ApiError
-from service.model import LoadedModel
 from service.predictor import Predictor
 from service.settings import Settings
 
@@ -27,8 +27,12 @@ def require_api_key(request: Request) -> None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         given = token.strip() if scheme.lower() == "bearer" else None
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise ApiError(401, "unauthorized", "send the API key as X-API-Key: KEY or Authorization: Bearer KEY",
-                       {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send the API key as X-API-Key: KEY or Authorization: Bearer KEY",
+            {"WWW-Authenticate": "Bearer"},
+        )
 
 
 def get_model(request: Request) -> LoadedModel:

@@ -1,4 +1,9 @@
-"""Every refusal is ``{"error": {"code", "message"}}`` with a status that says what to fix."""
+"""Every refusal is ``{"error": {"code", "message"}}`` with a status that says what to fix.
+
+Domain errors (``core.errors``) know what went wrong, not how HTTP says it; this
+module is the one place that maps them to statuses, and the one handler that
+answers every refusal, whether raised by a route, by the decoder or by FastAPI.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +14,58 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.imaging import ImageRejected
+from core.errors import ClassifierError, ImageTooLarge, NotAnImage
+from service.schemas import ErrorBody, ErrorDetail
 
 log = logging.getLogger("service")
 
 
-class ApiError(Exception):
+class ApiError(ClassifierError):
+    """A refusal decided by the HTTP layer (body size, auth, body shape): it carries its status."""
+
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
+        self.status, self.code, self.headers = status, code, headers
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+# Domain errors by class; the most specific class wins. Everything else a client sent is a 400.
+_STATUS: dict[type[ClassifierError], int] = {NotAnImage: 415, ImageTooLarge: 413}
+
+
+def status_of(exc: ClassifierError) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    return next((_STATUS[k] for k in type(exc).__mro__ if k in _STATUS), 400)
+
+
+def error_body(exc: ClassifierError) -> ErrorBody:
+    """The JSON shape of a refusal; batch items use it for their own errors."""
+    return ErrorBody(error=ErrorDetail(code=exc.code, message=exc.message))
+
+
+def refusal(exc: ClassifierError) -> JSONResponse:
+    headers = exc.headers if isinstance(exc, ApiError) else None
+    return JSONResponse(error_body(exc).model_dump(), status_code=status_of(exc), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map our exceptions, FastAPI's validation errors and stray HTTP errors to one JSON shape."""
+    """Route our errors, FastAPI's validation errors and stray HTTP errors through ``refusal``."""
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.exception_handler(ImageRejected)
-    async def _image_rejected(_: Request, exc: ImageRejected) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+    @app.exception_handler(ClassifierError)
+    async def _refused(_: Request, exc: ClassifierError) -> JSONResponse:
+        return refusal(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
-        return error_response(422, "invalid_parameters", "; ".join(parts) or "invalid request")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return error_response(500, "internal_error", "the server failed on this request; it has been logged")
+        return refusal(ApiError(422, "invalid_parameters", "; ".join(parts) or "invalid request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        return refusal(ApiError(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return refusal(ApiError(500, "internal_error", "the server failed on this request; it has been logged"))

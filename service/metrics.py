@@ -21,17 +21,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("http_requests", "HTTP requests by route and status", ["method", "route", "status"],
-                                registry=r)
-        self.latency = Histogram("http_request_duration_seconds", "Request latency by route", ["method", "route"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "http_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Request latency by route",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge("http_requests_in_flight", "Requests being served now", registry=r)
-        self.stage = Histogram("predict_stage_seconds", "Time per image in each stage", ["stage"],
-                               buckets=_STAGE_BUCKETS, registry=r)
-        self.batch_size = Histogram("inference_batch_size", "Images per onnxruntime call",
-                                    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64), registry=r)
-        self.batch_seconds = Histogram("inference_batch_seconds", "Time per onnxruntime call",
-                                       buckets=_STAGE_BUCKETS, registry=r)
+        self.stage = Histogram(
+            "predict_stage_seconds", "Time per image in each stage", ["stage"], buckets=_STAGE_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram(
+            "inference_batch_size",
+            "Images per onnxruntime call",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "inference_batch_seconds", "Time per onnxruntime call", buckets=_STAGE_BUCKETS, registry=r
+        )
         self.images = Counter("predict_images", "Images answered, by outcome", ["outcome"], registry=r)
 
     def observe_stages(self, timing_ms: dict[str, float]) -> None:

@@ -11,28 +11,29 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from core.errors import ClassifierError, ImageRejected, UndecodableImage
+from core.imaging import DecodeOptions, load_image, preprocess
+from core.model import LoadedModel
 from service.batcher import MicroBatcher
-from service.errors import ApiError
-from service.imaging import DecodeOptions, ImageRejected, UndecodableImage, load_image, preprocess
+from service.errors import error_body
 from service.metrics import Metrics
-from service.model import LoadedModel
+from service.schemas import ErrorBody, ModelRef, Prediction, ScoredLabel
 
 log = logging.getLogger("service")
 
 
 @dataclass
-class Prepared:
+class Decoded:
     """One image turned into the model's input, with what it cost."""
 
     tensor: np.ndarray  # (C, H, W) float32
     timing_ms: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Prepared:
+def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Decoded:
     """Decode and preprocess by the model's own contract (blocking; run off the event loop)."""
     t0 = time.perf_counter()
     try:
@@ -45,53 +46,37 @@ def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Prepared
         log.warning("decoder failed on client input", exc_info=exc)
         raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
     t2 = time.perf_counter()
-    return Prepared(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
+    return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
 
 
-def top_k(model: LoadedModel, probs: np.ndarray, k: int) -> dict[str, Any]:
-    """One row of probabilities -> the public answer (floats as JSON numbers)."""
+def answer(model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, float]) -> Prediction:
+    """One row of probabilities -> the public answer."""
     labels = model.contract.labels
-    k = min(k, len(labels))
-    order = np.argsort(-probs, kind="stable")[:k]
-    ranked = [{"label": labels[i], "score": round(float(probs[i]), 6)} for i in order]
+    order = np.argsort(-probs, kind="stable")[: min(k, len(labels))]
+    ranked = [ScoredLabel(label=labels[i], score=round(float(probs[i]), 6)) for i in order]
     meta = model.contract.model
-    return {
-        "label": ranked[0]["label"],
-        "confidence": ranked[0]["score"],
-        "top_k": ranked,
-        "model": {"name": meta.get("name"), "version": meta.get("version")},
-    }
-
-
-def _rounded(timing_ms: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in timing_ms.items()}
-
-
-def predict_one(model: LoadedModel, data: bytes, k: int, options: DecodeOptions) -> dict[str, Any]:
-    """The whole path for one image, synchronously, without batching (scripts, tests)."""
-    prepared = prepare(model, data, options)
-    t0 = time.perf_counter()
-    probs = model.probabilities(prepared.tensor[None])[0]
-    timing = {**prepared.timing_ms, "inference": (time.perf_counter() - t0) * 1e3}
-    return {**top_k(model, probs, k), "timing_ms": _rounded(timing)}
-
-
-def error_item(exc: ImageRejected | ApiError) -> dict[str, Any]:
-    return {"error": {"code": exc.code, "message": exc.message}}
+    return Prediction(
+        label=ranked[0].label,
+        confidence=ranked[0].score,
+        top_k=ranked,
+        model=ModelRef(name=meta.get("name"), version=meta.get("version")),
+        timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()},
+    )
 
 
 class Predictor:
     """The serving path: a decode pool, the micro-batcher, and the metrics they feed."""
 
-    def __init__(self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher,
-                 metrics: Metrics) -> None:
+    def __init__(
+        self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher, metrics: Metrics
+    ) -> None:
         self.model, self.options, self.batcher, self.metrics = model, options, batcher, metrics
         self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def predict(self, data: bytes, k: int) -> dict[str, Any]:
+    async def predict(self, data: bytes, k: int) -> Prediction:
         """One image; raises ``ImageRejected`` for bad input (mapped to 4xx by the app)."""
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -104,23 +89,26 @@ class Predictor:
         t0 = time.perf_counter()
         inferred = await self.batcher.submit(prepared.tensor)  # the batcher runs model.probabilities
         t1 = time.perf_counter()
-        timing = {**prepared.timing_ms, "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
-                  "inference": inferred.seconds * 1e3, "total": (t1 - start) * 1e3}
+        timing = {
+            **prepared.timing_ms,
+            "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
+            "inference": inferred.seconds * 1e3,
+            "total": (t1 - start) * 1e3,
+        }
         self.metrics.observe_stages({k_: timing[k_] for k_ in ("decode", "preprocess", "queue", "inference")})
         self.metrics.images.labels("ok").inc()
-        return {**top_k(self.model, inferred.row, k), "timing_ms": _rounded(timing)}
+        return answer(self.model, inferred.row, k, timing)
 
-    async def predict_many(self, items: list[bytes | ApiError], k: int) -> list[dict[str, Any]]:
+    async def predict_many(self, items: list[bytes | ClassifierError], k: int) -> list[Prediction | ErrorBody]:
         """Several images concurrently, answers in input order; a bad item answers with its error."""
 
-        async def one(item: bytes | ApiError) -> dict[str, Any]:
-            if isinstance(item, ApiError):
-                return error_item(item)
+        async def one(item: bytes | ClassifierError) -> Prediction | ErrorBody:
+            if isinstance(item, ClassifierError):
+                return error_body(item)
             try:
                 return await self.predict(item, k)
             except ImageRejected as exc:
-                return error_item(exc)
+                return error_body(exc)
 
         # Each item announces itself to the batcher while it decodes, so they share inferences.
         return list(await asyncio.gather(*(one(item) for item in items)))
-

@@ -44,12 +44,37 @@ class BatchJSON(BaseModel):
 
 class InputInfo(BaseModel):
     name: str
-    color: str
+    color: str = Field(description="RGB or L (grayscale): every image is converted to it")
     channels: int
     height: int
     width: int
     layout: str
     dtype: str
+
+
+class PreprocessInfo(BaseModel):
+    """torchvision's eval transform, as the model's metadata states it."""
+
+    resize_shorter: int = Field(description="the shorter side is resized to this (bilinear, antialiased)")
+    crop: list[int] = Field(description="centre crop [height, width]")
+    interpolation: str
+    scale: float = Field(description="pixel values are multiplied by this (1/255) before normalising")
+    mean: list[float]
+    std: list[float]
+
+
+class ServingInfo(BaseModel):
+    max_upload_bytes: int
+    max_pixels: int
+    max_batch_items: int
+    max_batch_size: int
+    batch_wait_ms: float
+    intra_op_threads: int
+    jpeg_draft: bool
+    default_top_k: int
+    formats: list[str] = Field(description="image formats the decoder accepts, detected from the bytes")
+    load_seconds: float
+    warmup_seconds: float
 
 
 class ModelInfo(BaseModel):
@@ -59,10 +84,21 @@ class ModelInfo(BaseModel):
     created: str | None
     labels: list[str]
     input: InputInfo
-    preprocess: dict[str, Any]
+    preprocess: PreprocessInfo
     training: dict[str, Any]
     parity: dict[str, Any]
-    serving: dict[str, Any]
+    serving: ServingInfo
+
+
+class Health(BaseModel):
+    status: str = Field(description="always ok: the process answers")
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready once the model is loaded and warmed up")
+    model: str | None
+    load_seconds: float
+    warmup_seconds: float
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -81,22 +117,49 @@ def _binary() -> dict[str, Any]:
 
 def predict_request_body() -> dict[str, Any]:
     """/predict's three body forms, for OpenAPI (the route reads the body itself)."""
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
-            "properties": {"file": {"type": "string", "format": "binary",
-                                    "description": "the image; any single file field name is accepted"}}}},
-        "image/*": _binary(),
-        "application/octet-stream": _binary(),
-        "application/json": {"schema": ImageJSON.model_json_schema()},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "the image; any single file field name is accepted",
+                            }
+                        },
+                    }
+                },
+                "image/*": _binary(),
+                "application/octet-stream": _binary(),
+                "application/json": {"schema": ImageJSON.model_json_schema()},
+            },
+        }
+    }
 
 
 def batch_request_body() -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "multipart/form-data": {"schema": {
-            "type": "object",
-            "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                     "description": "the images, any field names, answered in order"}}}},
-        "application/json": {"schema": BatchJSON.model_json_schema()},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "the images, any field names, answered in order",
+                            }
+                        },
+                    }
+                },
+                "application/json": {"schema": BatchJSON.model_json_schema()},
+            },
+        }
+    }

@@ -6,25 +6,12 @@ Every field is an environment variable of the same name in capitals
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def _cpu_quota() -> int:
-    """CPUs this process may use: cgroup quota if set, else the affinity mask."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            return max(1, int(int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+from core.runtime import cpu_quota
 
 
 class Settings(BaseSettings):
@@ -59,10 +46,10 @@ class Settings(BaseSettings):
 
     @property
     def threads(self) -> int:
-        return self.intra_op_threads or _cpu_quota()
+        return self.intra_op_threads or cpu_quota()
 
     @property
     def decoders(self) -> int:
         # Inference already keeps every core busy; decoding costs a few ms per image,
         # so half the quota is plenty and more threads only fight onnxruntime's.
-        return self.decode_threads or max(1, _cpu_quota() // 2)
+        return self.decode_threads or max(1, cpu_quota() // 2)

@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from core.errors import ClassifierError
 from service.errors import ApiError
 
 
@@ -115,11 +116,11 @@ async def read_one_image(request: Request, limit: int) -> bytes:
     return await read_limited(request, limit)
 
 
-async def read_many_images(request: Request, limit: int, max_items: int) -> list[bytes | ApiError]:
+async def read_many_images(request: Request, limit: int, max_items: int) -> list[bytes | ClassifierError]:
     """The images of a /predict/batch call; a bad base64 item becomes that item's error."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        items: list[bytes | ApiError] = list(await read_files(request, limit, max_items, _too_many(max_items)))
+        items: list[bytes | ClassifierError] = list(await read_files(request, limit, max_items, _too_many(max_items)))
     elif kind == "application/json":
         doc = await read_json(request, limit)
         if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
@@ -128,7 +129,7 @@ async def read_many_images(request: Request, limit: int, max_items: int) -> list
             raise _too_many(max_items)
         items = [_try_base64(v, f"images[{i}]") for i, v in enumerate(doc["images"])]
     else:
-        raise ApiError(415, "unsupported_media_type", "send multipart/form-data files or JSON {\"images\": [...]}")
+        raise ApiError(415, "unsupported_media_type", 'send multipart/form-data files or JSON {"images": [...]}')
     if not items:
         raise ApiError(422, "invalid_parameters", "the batch has no images")
     return items
@@ -138,7 +139,7 @@ def _too_many(max_items: int) -> ApiError:
     return ApiError(422, "too_many_images", f"at most {max_items} images per batch (MAX_BATCH_ITEMS)")
 
 
-def _try_base64(value: Any, where: str) -> bytes | ApiError:
+def _try_base64(value: Any, where: str) -> bytes | ClassifierError:
     try:
         return decode_base64(value, where)
     except ApiError as exc:

@@ -1,19 +1,73 @@
-"""Checkpoints: plain tensors and containers, loadable with ``torch.load(weights_only=True)``.
+"""Checkpoints: the schema, written and read here only.
 
+Plain tensors and containers, loadable with ``torch.load(weights_only=True)``.
 A checkpoint carries everything export needs to rebuild the model without the
-training flags: arch, labels, input, preprocessing, and the state dict.
+training flags: arch, labels, the input and preprocessing specs (through the
+contract's own ``to_dict``), and the state dict; plus what ``--resume`` restores.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from core.contract import INPUT_NAME, InputSpec, PreprocessSpec
+
+if TYPE_CHECKING:
+    from train.config import TrainConfig
+    from train.data import SplitData
+    from train.run import Trainee
+
 FORMAT = "image-classifier-checkpoint/1"
+log = logging.getLogger("train")
+Best = dict[str, float]  # {"accuracy", "loss", "epoch"} of the best epoch so far
+
+
+def plain_args(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as plain values (paths as strings), loadable with ``weights_only=True``."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+
+
+def checkpoint_dict(
+    cfg: TrainConfig, t: Trainee, data: SplitData, spec: PreprocessSpec, epoch: int, history: list[dict], best: Best
+) -> dict[str, Any]:
+    """Plain tensors and containers only, so ``torch.load(weights_only=True)`` reads it."""
+    return {
+        "format": FORMAT,
+        "arch": cfg.arch,
+        "labels": data.labels,
+        "folders": data.folders,
+        "input": InputSpec(INPUT_NAME, data.color, cfg.img_size, cfg.img_size).to_dict(),
+        "preprocess": spec.to_dict(),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in t.model.state_dict().items()},
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict(),
+        "scaler": t.scaler.state_dict() if t.scaler is not None else None,
+        "epoch": epoch,
+        "history": history,
+        "best_val_accuracy": best["accuracy"],
+        "best_val_loss": best["loss"],
+        "best_epoch": best["epoch"],
+        "val_accuracy": history[-1]["val_accuracy"] if history else None,
+        "split_sha256": data.manifest_sha256,
+        "data_root": str(data.root),
+        "data_kind": data.kind,
+        "args": plain_args(cfg),
+    }
+
+
+def input_spec(ckpt: dict[str, Any]) -> InputSpec:
+    return InputSpec.from_dict(ckpt["input"])
+
+
+def preprocess_spec(ckpt: dict[str, Any]) -> PreprocessSpec:
+    return PreprocessSpec.from_dict(ckpt["preprocess"])
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
@@ -40,6 +94,32 @@ def rebuild_model(ckpt: dict[str, Any]) -> torch.nn.Module:
     """The trained network from the checkpoint alone, in eval mode."""
     from train.models import build_model
 
-    model = build_model(ckpt["arch"], len(ckpt["labels"]), in_channels=1 if ckpt["input"]["color"] == "L" else 3)
+    model = build_model(ckpt["arch"], len(ckpt["labels"]), in_channels=input_spec(ckpt).channels)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def restore(cfg: TrainConfig, t: Trainee, data: SplitData) -> tuple[int, list[dict], Best]:
+    """(first epoch to run, history, best so far) from ``last.pt`` under ``--resume``, or a fresh start."""
+    best: Best = {"accuracy": -1.0, "loss": float("inf"), "epoch": 0}
+    path = cfg.out / "last.pt"
+    if not cfg.resume:
+        return 1, [], best
+    if not path.exists():
+        log.warning("--resume: %s does not exist, starting from epoch 1", path)
+        return 1, [], best
+    last = load_checkpoint(path)
+    if last["split_sha256"] != data.manifest_sha256:
+        raise ValueError(f"{path} was trained on another split (split.csv changed); cannot resume")
+    t.model.load_state_dict(last["state_dict"])
+    t.optimizer.load_state_dict(last["optimizer"])
+    t.scheduler.load_state_dict(last["scheduler"])
+    if t.scaler is not None and last.get("scaler"):
+        t.scaler.load_state_dict(last["scaler"])
+    best = {
+        "accuracy": last["best_val_accuracy"],
+        "loss": last.get("best_val_loss", float("inf")),
+        "epoch": last.get("best_epoch", 0),
+    }
+    log.info("resuming after epoch %d of %s", last["epoch"], path)
+    return last["epoch"] + 1, list(last["history"]), best

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from service.contract import Color
-from service.imaging import DecodeOptions, ImageRejected, load_image
+from core.contract import Color
+from core.errors import ImageRejected
+from core.imaging import DecodeOptions, load_image
 from train.labels import english_labels
 
 log = logging.getLogger("train")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 SPLITS = ("train", "val", "test")
 Item = tuple[str, int, str]  # (file, label, sha256)
 MAX_PIXELS = 200_000_000  # training trusts its own files more than the service trusts uploads
@@ -81,8 +81,12 @@ def scan(data: Path, workers: int = -1, progress: bool = False) -> tuple[list[st
     """
     root = image_root(data)
     folders = list_classes(root)
-    found = [(path, label) for label, folder in enumerate(folders) for path in sorted((root / folder).rglob("*"))
-             if path.is_file() and not path.name.startswith(".")]
+    found = [
+        (path, label)
+        for label, folder in enumerate(folders)
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    ]
     items, skipped = [], []
     for (path, label), (ok, digest) in zip(found, _check_all([p for p, _ in found], workers, progress), strict=True):
         rel = path.relative_to(root).as_posix()
@@ -91,13 +95,15 @@ def scan(data: Path, workers: int = -1, progress: bool = False) -> tuple[list[st
         else:
             skipped.append(rel)
     if skipped:
-        log.warning("skipped %d unreadable file(s) of %d (listed in report.json), e.g. %s",
-                    len(skipped), len(found), skipped[0])
+        log.warning(
+            "skipped %d unreadable file(s) of %d (listed in report.json), e.g. %s", len(skipped), len(found), skipped[0]
+        )
     return folders, items, skipped
 
 
-def stratified_split(items: list[Item], seed: int,
-                     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> list[Entry]:
+def stratified_split(
+    items: list[Item], seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> list[Entry]:
     """Per class, shuffle groups of byte-identical files and cut them 80/10/10.
 
     Grouping by content hash keeps duplicates inside one split; sorting before
@@ -138,7 +144,7 @@ def read_manifest(path: Path) -> list[Entry]:
 
 
 @dataclass
-class Prepared:
+class SplitData:
     """A data source after the split: what the datasets, the checkpoint and the report need."""
 
     root: Path
@@ -174,8 +180,9 @@ def read_run_split(out: Path) -> tuple[list[Entry], list[str], str]:
     return read_manifest(manifest), names, manifest_sha256(manifest)
 
 
-def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1,
-                  progress: bool = False) -> Prepared:
+def prepare_split(
+    data: Path, out: Path, seed: int, reuse: bool = False, workers: int = -1, progress: bool = False
+) -> SplitData:
     """Scan ``data``, split it, and write ``out/split.csv``.
 
     With ``reuse`` (``--resume``, or a torchrun rank other than 0) an existing
@@ -188,7 +195,7 @@ def prepare_split(data: Path, out: Path, seed: int, reuse: bool = False, workers
         folders, items, skipped = scan(data, workers, progress)
         write_run_split(out, items, skipped, seed)
     entries, skipped, digest = read_run_split(out)
-    return Prepared(root, folders, english_labels(folders), entries, skipped, digest)
+    return SplitData(root, folders, english_labels(folders), entries, skipped, digest)
 
 
 class ImageFileDataset:

@@ -36,8 +36,12 @@ def setup(device: str) -> Dist:
     """Join the process group when launched by torchrun; otherwise a one-process ``Dist``."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return Dist()
-    info = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)),
-                int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    info = Dist(
+        int(os.environ["RANK"]),
+        int(os.environ["WORLD_SIZE"]),
+        int(os.environ.get("LOCAL_RANK", 0)),
+        int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
+    )
     use_cuda = torch.cuda.is_available() and not device.startswith("cpu")
     if use_cuda:
         torch.cuda.set_device(info.local_rank)

@@ -65,8 +65,16 @@ def _stats(sums: torch.Tensor, seconds: float) -> EpochStats:
     return EpochStats(loss / max(n, 1), correct / max(n, 1), n, seconds)
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer, prec: Precision, info: Dist, scaler=None,
-                    desc: str = "train", show_progress: bool = True) -> EpochStats:
+def train_one_epoch(
+    model: nn.Module,
+    loader,
+    optimizer,
+    prec: Precision,
+    info: Dist,
+    scaler=None,
+    desc: str = "train",
+    show_progress: bool = True,
+) -> EpochStats:
     """One pass over this rank's shard; ``scaler`` is a GradScaler for FP16, else None."""
     model.train()
     loss_fn = nn.CrossEntropyLoss()
@@ -85,14 +93,26 @@ def train_one_epoch(model: nn.Module, loader, optimizer, prec: Precision, info: 
             loss.backward()
             optimizer.step()
         with torch.no_grad():
-            sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64, device=prec.device)])
+            sums += torch.stack(
+                [
+                    loss.detach().double() * len(y),
+                    (logits.argmax(1) == y).sum().double(),
+                    torch.tensor(float(len(y)), dtype=torch.float64, device=prec.device),
+                ]
+            )
     return _stats(sum_across(sums, info), 0.0)
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, loader, prec: Precision, info: Dist, num_classes: int, desc: str = "eval",
-             show_progress: bool = True) -> tuple[EpochStats, torch.Tensor]:
+def evaluate(
+    model: nn.Module,
+    loader,
+    prec: Precision,
+    info: Dist,
+    num_classes: int,
+    desc: str = "eval",
+    show_progress: bool = True,
+) -> tuple[EpochStats, torch.Tensor]:
     """Loss and accuracy over all ranks' shards, and the confusion matrix (rows: true, cols: predicted)."""
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")

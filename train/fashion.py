@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from service.imaging import to_color
-from train.data import Entry, Item, Prepared, read_run_split, write_run_split
+from core.imaging import to_color
+from train.data import Entry, Item, SplitData, read_run_split, write_run_split
 
 DEFAULT_ROOT = Path("data/fashion-mnist")
 MEAN, STD = (0.2860,), (0.3530,)  # the training set's pixel statistics, as usually quoted
@@ -59,20 +59,22 @@ def items(sets: dict) -> list[Item]:
     out = []
     for part in PARTS:
         data, targets = sets[part].data.numpy(), sets[part].targets.tolist()
-        out += [(f"{part}/{i:05d}", targets[i], hashlib.sha256(data[i].tobytes()).hexdigest())
-                for i in range(len(targets))]
+        out += [
+            (f"{part}/{i:05d}", targets[i], hashlib.sha256(data[i].tobytes()).hexdigest()) for i in range(len(targets))
+        ]
     return out
 
 
-def prepare(root: Path, out: Path, seed: int, reuse: bool = False, download: bool = True) -> Prepared:
+def prepare(root: Path, out: Path, seed: int, reuse: bool = False, download: bool = True) -> SplitData:
     """Load (or download) the files and write the run's split, like ``train.data.prepare_split``."""
     sets = load_sets(root, download and not reuse)
     if not (reuse and (out / "split.csv").exists()):
         write_run_split(out, items(sets), [], seed)
     entries, skipped, digest = read_run_split(out)
     classes = list(sets["train"].classes)
-    return Prepared(root, classes, classes, entries, skipped, digest, kind="fashion-mnist", color="L",
-                    extra={"sets": sets})
+    return SplitData(
+        root, classes, classes, entries, skipped, digest, kind="fashion-mnist", color="L", extra={"sets": sets}
+    )
 
 
 class FashionDataset:

@@ -19,8 +19,12 @@ def tinycnn(num_classes: int, in_channels: int = 3) -> nn.Module:
         return [nn.Conv2d(i, o, 3, stride=2, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
     return nn.Sequential(
-        *block(in_channels, 16), *block(16, 32), *block(32, 64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes),
+        *block(in_channels, 16),
+        *block(16, 32),
+        *block(32, 64),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, num_classes),
     )
 
 
@@ -42,8 +46,9 @@ def _replace_head(model: nn.Module, num_classes: int) -> nn.Module:
             return model
         if isinstance(parent, nn.Sequential):
             for idx in range(len(parent) - 1, -1, -1):
-                if isinstance(parent[idx], nn.Linear):
-                    parent[idx] = nn.Linear(parent[idx].in_features, num_classes)
+                layer = parent[idx]
+                if isinstance(layer, nn.Linear):
+                    parent[idx] = nn.Linear(layer.in_features, num_classes)
                     return model
     raise ValueError(f"do not know where the classifier head of {type(model).__name__} is")
 
@@ -54,11 +59,19 @@ def _adapt_first_conv(model: nn.Module, in_channels: int) -> nn.Module:
         return model
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and module.in_channels == 3:
-            new = nn.Conv2d(in_channels, module.out_channels, module.kernel_size, module.stride,
-                            module.padding, module.dilation, module.groups, module.bias is not None)
+            new = nn.Conv2d(
+                in_channels,
+                module.out_channels,
+                module.kernel_size,  # type: ignore[arg-type]  # a 2-tuple on a Conv2d
+                module.stride,  # type: ignore[arg-type]
+                module.padding,  # type: ignore[arg-type]
+                module.dilation,  # type: ignore[arg-type]
+                module.groups,
+                module.bias is not None,
+            )
             with torch.no_grad():
                 new.weight.copy_(module.weight.sum(dim=1, keepdim=True).repeat(1, in_channels, 1, 1) / in_channels)
-                if module.bias is not None:
+                if module.bias is not None and new.bias is not None:
                     new.bias.copy_(module.bias)
             new.requires_grad_(module.weight.requires_grad)  # frozen features stay frozen
             parent_name, _, attr = name.rpartition(".")
@@ -79,8 +92,10 @@ def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
     from torchvision import models
 
     if arch not in torchvision_archs():
-        raise ValueError(f"--arch {arch}: not a torchvision classification model "
-                         f"(try vgg16, resnet50, efficientnet_b0, convnext_tiny, mobilenet_v3_small, or tinycnn)")
+        raise ValueError(
+            f"--arch {arch}: not a torchvision classification model "
+            f"(try vgg16, resnet50, efficientnet_b0, convnext_tiny, mobilenet_v3_small, or tinycnn)"
+        )
     if weights == "imagenet":
         # Downloads to the torch hub cache (TORCH_HOME) on first use, as torchvision does.
         return models.get_model(arch, weights=models.get_model_weights(arch).DEFAULT)
@@ -91,8 +106,9 @@ def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
     return model
 
 
-def build_model(arch: str, num_classes: int, in_channels: int = 3, weights: str | None = None,
-                freeze_features: bool = False) -> nn.Module:
+def build_model(
+    arch: str, num_classes: int, in_channels: int = 3, weights: str | None = None, freeze_features: bool = False
+) -> nn.Module:
     """Build ``arch`` with a ``num_classes`` head; ``weights`` is ``imagenet``, ``none`` or a file path."""
     if arch == "tinycnn":
         return tinycnn(num_classes, in_channels)

@@ -42,8 +42,15 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, ti
     for i in range(len(labels)):
         for j in range(len(labels)):
             if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=9,
-                        color="white" if share[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -60,17 +60,22 @@ def rows(instances: list[Instance], ref: dict[str, float], ref_vcpus: int) -> li
             measured = getattr(inst, precision)
             rate = measured if measured is not None else reference / ref_vcpus * inst.vcpus
             source = "measured" if measured is not None else "scaled from reference"
-            out.append(Row(inst.name, precision, rate, rate / inst.vcpus, cost_per_million(inst.usd_per_hour, rate),
-                           source))
+            out.append(
+                Row(inst.name, precision, rate, rate / inst.vcpus, cost_per_million(inst.usd_per_hour, rate), source)
+            )
     return out
 
 
 def format_table(table: list[Row], prices: dict[str, float]) -> str:
-    lines = ["| instance | $/hour (input) | precision | images/s | images/s per vCPU | $ per 1M predictions | "
-             "throughput |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| instance | $/hour (input) | precision | images/s | images/s per vCPU | $ per 1M predictions | throughput |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in table:
-        lines.append(f"| {r.instance} | {prices[r.instance]:g} | {r.precision.upper()} | {r.images_per_second:.1f} | "
-                     f"{r.per_vcpu:.1f} | {r.usd_per_million:.2f} | {r.source} |")
+        lines.append(
+            f"| {r.instance} | {prices[r.instance]:g} | {r.precision.upper()} | {r.images_per_second:.1f} | "
+            f"{r.per_vcpu:.1f} | {r.usd_per_million:.2f} | {r.source} |"
+        )
     return "\n".join(lines)
 
 
@@ -80,8 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--int8", type=float, required=True, help="reference INT8 images/s")
     p.add_argument("--vcpus", type=int, default=2, help="vCPUs of the machine that measured the reference")
     p.add_argument("--measured-on", default="", help="the reference machine, printed with the table")
-    p.add_argument("--instance", type=parse_instance, action="append",
-                   help="NAME:VCPUS:USD_PER_HOUR[:FP32:INT8]; replaces the published defaults")
+    p.add_argument(
+        "--instance",
+        type=parse_instance,
+        action="append",
+        help="NAME:VCPUS:USD_PER_HOUR[:FP32:INT8]; replaces the published defaults",
+    )
     args = p.parse_args(argv)
     instances = args.instance or [Instance(*row) for row in PUBLISHED_PRICES]
     table = rows(instances, {"fp32": args.fp32, "int8": args.int8}, args.vcpus)

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from service.errors import error_response
-from service.schemas import ErrorBody
+from service.errors import ApiError
+from service.schemas import ErrorBody, Health, Readiness
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def live() -> dict:
+def live() -> Health:
     """Liveness: the process answers."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/readyz", response_model=None, responses={503: {"model": ErrorBody, "description": "still loading"}})
-def ready(request: Request) -> dict | object:
+@router.get("/readyz", responses={503: {"model": ErrorBody, "description": "still loading"}})
+def ready(request: Request) -> Readiness:
     """Readiness: the model is loaded and warmed up."""
     if not getattr(request.app.state, "ready", False):
-        return error_response(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
+        raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
     model = request.app.state.model
-    return {
-        "status": "ready",
-        "model": model.contract.model.get("name"),
-        "load_seconds": round(model.load_seconds, 3),
-        "warmup_seconds": round(model.warmup_seconds, 3),
-    }
+    return Readiness(
+        status="ready",
+        model=model.contract.model.get("name"),
+        load_seconds=round(model.load_seconds, 3),
+        warmup_seconds=round(model.warmup_seconds, 3),
+    )

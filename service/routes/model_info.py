@@ -4,30 +4,38 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from core.imaging import ALLOWED_FORMATS
 from service.deps import Authorized, ModelDep, SettingsDep
-from service.imaging import ALLOWED_FORMATS
-from service.schemas import ERROR_RESPONSES, InputInfo, ModelInfo
+from service.schemas import ERROR_RESPONSES, InputInfo, ModelInfo, PreprocessInfo, ServingInfo
 
 router = APIRouter(tags=["model"], dependencies=[Authorized], responses=ERROR_RESPONSES)
 
 
-@router.get("/v1/model", response_model=ModelInfo)
+@router.get("/v1/model")
 def describe_model(model: ModelDep, settings: SettingsDep) -> ModelInfo:
     """Labels, input spec, preprocessing, version, training and parity figures."""
     c, meta = model.contract, model.contract.model
-    pre = c.preprocess
     return ModelInfo(
-        name=meta.get("name"), version=meta.get("version"), arch=meta.get("arch"), created=meta.get("created"),
+        name=meta.get("name"),
+        version=meta.get("version"),
+        arch=meta.get("arch"),
+        created=meta.get("created"),
         labels=list(c.labels),
-        input=InputInfo(name=c.input.name, color=c.input.color, channels=c.input.channels, height=c.input.height,
-                        width=c.input.width, layout=c.input.layout, dtype=c.input.dtype),
-        preprocess={"resize_shorter": pre.resize_shorter, "crop": list(pre.crop), "interpolation": pre.interpolation,
-                    "scale": pre.scale, "mean": list(pre.mean), "std": list(pre.std)},
-        training=c.training, parity=c.parity,
-        serving={"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
-                 "max_batch_items": settings.max_batch_items, "max_batch_size": settings.max_batch_size,
-                 "batch_wait_ms": settings.batch_wait_ms, "intra_op_threads": settings.threads,
-                 "jpeg_draft": settings.jpeg_draft, "default_top_k": settings.default_top_k,
-                 "formats": list(ALLOWED_FORMATS), "load_seconds": round(model.load_seconds, 3),
-                 "warmup_seconds": round(model.warmup_seconds, 3)},
+        input=InputInfo(**c.input.to_dict(), channels=c.input.channels),
+        preprocess=PreprocessInfo(**c.preprocess.to_dict()),
+        training=c.training,
+        parity=c.parity,
+        serving=ServingInfo(
+            max_upload_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+            max_batch_items=settings.max_batch_items,
+            max_batch_size=settings.max_batch_size,
+            batch_wait_ms=settings.batch_wait_ms,
+            intra_op_threads=settings.threads,
+            jpeg_draft=settings.jpeg_draft,
+            default_top_k=settings.default_top_k,
+            formats=list(ALLOWED_FORMATS),
+            load_seconds=round(model.load_seconds, 3),
+            warmup_seconds=round(model.warmup_seconds, 3),
+        ),
     )

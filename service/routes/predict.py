@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from service.deps import Authorized, PredictorDep, SettingsDep, TopKDep
@@ -13,8 +11,8 @@ from service.upload import read_many_images, read_one_image
 router = APIRouter(tags=["predict"], dependencies=[Authorized], responses=ERROR_RESPONSES)
 
 
-@router.post("/predict", response_model=Prediction, openapi_extra=predict_request_body())
-async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep) -> Any:
+@router.post("/predict", openapi_extra=predict_request_body())
+async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep) -> Prediction:
     """Classify one image: multipart (field `file` or any one file field), raw bytes, or JSON base64.
 
     The format is read from the bytes, never from the file name or declared type.
@@ -23,8 +21,10 @@ async def predict(request: Request, predictor: PredictorDep, settings: SettingsD
     return await predictor.predict(data, top_k)
 
 
-@router.post("/predict/batch", response_model=list[Prediction | ErrorBody], openapi_extra=batch_request_body())
-async def predict_batch(request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep) -> Any:
+@router.post("/predict/batch", openapi_extra=batch_request_body())
+async def predict_batch(
+    request: Request, predictor: PredictorDep, settings: SettingsDep, top_k: TopKDep
+) -> list[Prediction | ErrorBody]:
     """Classify several images (multipart files or JSON `images`); answers in input order.
 
     A bad item answers with its own `{"error": ...}` instead of failing the batch.

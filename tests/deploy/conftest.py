@@ -75,9 +75,21 @@ def make_serve_image(engine: Engine, artifacts: Path, version: str, seed: int) -
     model = write_spatial_model(folder / "model.onnx", seed=seed, version=version)
     tag = f"image-classifier:test-v{version}"
     start = time.monotonic()
-    result = subprocess.run(["make", "--no-print-directory", "image-serve", f"MODEL={model.relative_to(ROOT)}",
-                             f"IMAGE={tag}", "DOCKER_BUILD_FLAGS=--network=host"],
-                            cwd=ROOT, env=engine.env, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "image-serve",
+            f"MODEL={model.relative_to(ROOT)}",
+            f"IMAGE={tag}",
+            "DOCKER_BUILD_FLAGS=--network=host",
+        ],
+        cwd=ROOT,
+        env=engine.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     sent = re.search(r"Sending build context to Docker daemon\s+(\S+)", result.stdout + result.stderr)
     return ServeImage(tag, model, version, time.monotonic() - start, sent.group(1) if sent else "?")
@@ -98,8 +110,10 @@ def artifacts() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def serve_image(engine: Engine, python_base: str, artifacts: Path) -> ServeImage:
     image = make_serve_image(engine, artifacts, "1", seed=0)
-    REPORT.append(f"serve image {image.tag}: built in {image.build_s:.0f} s on a fresh engine (no layer cache), "
-                  f"build context {image.context}")
+    REPORT.append(
+        f"serve image {image.tag}: built in {image.build_s:.0f} s on a fresh engine (no layer cache), "
+        f"build context {image.context}"
+    )
     return image
 
 

@@ -71,16 +71,31 @@ class Engine:
             layer = self.root / "host" / target.strip("/").replace("/", "-")
             (layer / "upper").mkdir(parents=True)
             (layer / "work").mkdir()
-            mounts.append(f"mount -t overlay overlay -o lowerdir={target},upperdir={layer}/upper,"
-                          f"workdir={layer}/work {target}")
-        dockerd = ["dockerd", "-H", f"unix://{self.sock}", "--data-root", str(self.root / "data"),
-                   "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "dockerd.pid"),
-                   "--bridge=none", "--iptables=false", "--ip-forward=false"]
+            mounts.append(
+                f"mount -t overlay overlay -o lowerdir={target},upperdir={layer}/upper,workdir={layer}/work {target}"
+            )
+        dockerd = [
+            "dockerd",
+            "-H",
+            f"unix://{self.sock}",
+            "--data-root",
+            str(self.root / "data"),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.root / "dockerd.pid"),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-forward=false",
+        ]
         script = " && ".join([*mounts, 'exec "$@"'])
         # unshare and sh exec into dockerd: the Popen PID is dockerd's, and its group holds containerd.
-        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                                      "sh", *dockerd], stdout=(self.root / "dockerd.log").open("wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *dockerd],
+            stdout=(self.root / "dockerd.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while self.docker("version", check=False, timeout=10).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -111,21 +126,33 @@ class Engine:
         shutil.rmtree(self.root, ignore_errors=True)
 
     # --- the CLI ---------------------------------------------------------------------------
-    def docker(self, *args: str, check: bool = True, timeout: float = 120,
-               input: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["docker", *args], env=self.env, capture_output=True, timeout=timeout,
-                                input=input, text=True)
+    def docker(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["docker", *args], env=self.env, capture_output=True, timeout=timeout, input=input, text=True
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}:\n"
-                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise AssertionError(
+                f"docker {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
-    def on_host(self, argv: Sequence[str], timeout: float, env: dict[str, str] | None = None,
-                ) -> subprocess.CompletedProcess[str]:
+    def on_host(
+        self,
+        argv: Sequence[str],
+        timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command in the daemon's mount namespace: the instance the EC2 scripts think they are on."""
         assert self.proc is not None
-        return subprocess.run(["nsenter", "--target", str(self.proc.pid), "--mount", "--", *argv],
-                              env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            ["nsenter", "--target", str(self.proc.pid), "--mount", "--", *argv],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def host_path(self, path: str) -> Path:
         """A path as the daemon's namespace sees it, readable from here."""
@@ -141,8 +168,9 @@ class Engine:
 
     def layers(self, name: str) -> list[tuple[int, str]]:
         """(bytes, created by) for each layer, oldest first."""
-        out = self.docker("history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}",
-                          name).stdout
+        out = self.docker(
+            "history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}", name
+        ).stdout
         rows = [line.split("\t", 1) for line in out.splitlines()]
         return [(int(size), created) for size, created in reversed(rows)]
 
@@ -159,6 +187,7 @@ def layer_table(engine: Engine, image: str) -> list[str]:
 
 # --- the base images -------------------------------------------------------------------------
 
+
 def host_apt_sources(suite: str = "bookworm") -> list[str]:
     """This machine's apt source lines for ``suite`` (and -updates, -security) in one-line form,
     from one-line ``*.list`` and deb822 ``*.sources`` files; [] when it has none (mmdebstrap then
@@ -174,9 +203,12 @@ def host_apt_sources(suite: str = "bookworm") -> list[str]:
         for stanza in path.read_text().split("\n\n"):
             fields = dict(re.findall(r"^([\w-]+):[ \t]*(.*)$", stanza, flags=re.M))
             if "deb" in fields.get("Types", "").split():
-                lines += [f"deb {uri} {dist} {fields.get('Components', 'main')}"
-                          for uri in fields.get("URIs", "").split()
-                          for dist in fields.get("Suites", "").split() if dist.startswith(suite)]
+                lines += [
+                    f"deb {uri} {dist} {fields.get('Components', 'main')}"
+                    for uri in fields.get("URIs", "").split()
+                    for dist in fields.get("Suites", "").split()
+                    if dist.startswith(suite)
+                ]
     return lines
 
 
@@ -187,22 +219,49 @@ def build_python_standin(engine: Engine, name: str) -> None:
     if not shutil.which("mmdebstrap"):
         unavailable(f"no registry serves {name} and mmdebstrap is missing: `make docker-deps` installs it")
     certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    hook = " && ".join([
-        'mkdir -p "$1/usr/local/share/ca-certificates"',
-        *[f'cp {c} "$1/usr/local/share/ca-certificates/"' for c in certs],
-        'chroot "$1" update-ca-certificates >/dev/null',
-        'ln -s /usr/bin/python3 "$1/usr/local/bin/python3"',
-        'ln -s /usr/bin/python3 "$1/usr/local/bin/python"',
-    ])
-    rootfs = subprocess.Popen(["mmdebstrap", "--quiet", "--variant=minbase",
-                               "--include=python3,python3-venv,ca-certificates", f"--customize-hook={hook}",
-                               "bookworm", "-", *host_apt_sources()], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+    hook = " && ".join(
+        [
+            'mkdir -p "$1/usr/local/share/ca-certificates"',
+            *[f'cp {c} "$1/usr/local/share/ca-certificates/"' for c in certs],
+            'chroot "$1" update-ca-certificates >/dev/null',
+            'ln -s /usr/bin/python3 "$1/usr/local/bin/python3"',
+            'ln -s /usr/bin/python3 "$1/usr/local/bin/python"',
+        ]
+    )
+    rootfs = subprocess.Popen(
+        [
+            "mmdebstrap",
+            "--quiet",
+            "--variant=minbase",
+            "--include=python3,python3-venv,ca-certificates",
+            f"--customize-hook={hook}",
+            "bookworm",
+            "-",
+            *host_apt_sources(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         imported = subprocess.run(
-            ["docker", "import", "--change", "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]', "-", name],
-            stdin=rootfs.stdout, env=engine.env, capture_output=True, text=True, timeout=900)
+            [
+                "docker",
+                "import",
+                "--change",
+                "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                "ENV LANG=C.UTF-8",
+                "--change",
+                'CMD ["python3"]',
+                "-",
+                name,
+            ],
+            stdin=rootfs.stdout,
+            env=engine.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     finally:
         assert rootfs.stdout is not None
         rootfs.stdout.close()
@@ -238,6 +297,16 @@ def provide_proxy(engine: Engine, name: str, python_base: str) -> str:
         return f"the official {name}, pulled"
     start = time.monotonic()
     dockerfile = (ROOT / "tests" / "deploy" / "proxy-standin.Dockerfile").read_text()
-    engine.docker("build", "--network", "host", "--build-arg", f"BASE={python_base}", "-t", name, "-",
-                  input=dockerfile, timeout=600)
+    engine.docker(
+        "build",
+        "--network",
+        "host",
+        "--build-arg",
+        f"BASE={python_base}",
+        "-t",
+        name,
+        "-",
+        input=dockerfile,
+        timeout=600,
+    )
     return f"a stand-in (Debian bookworm's nginx package), built in {time.monotonic() - start:.0f} s"

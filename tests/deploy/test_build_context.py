@@ -24,17 +24,37 @@ pytestmark = pytest.mark.docker
 
 # What a working copy holds besides the sources: none of it may reach the engine.
 PLANTED = [
-    ".git/HEAD", ".venv/bin/python", ".venv-serve/lib/python3.11/site-packages/torch/__init__.py",
-    "data/animals10/raw-img/cane/1.jpeg", "runs/demo/best.pt", "runs/demo/model.onnx",
-    "artifacts/demo/best.pt", "artifacts/demo/export_report.json", "artifacts/demo/sub/model.onnx",
-    "service/__pycache__/app.cpython-311.pyc", "train/__pycache__/run.cpython-311.pyc",
-    ".pytest_cache/v/cache/nodeids", "notes.txt",
+    ".git/HEAD",
+    ".venv/bin/python",
+    ".venv-serve/lib/python3.11/site-packages/torch/__init__.py",
+    "data/animals10/raw-img/cane/1.jpeg",
+    "runs/demo/best.pt",
+    "runs/demo/model.onnx",
+    "artifacts/demo/best.pt",
+    "artifacts/demo/export_report.json",
+    "artifacts/demo/sub/model.onnx",
+    "service/__pycache__/app.cpython-311.pyc",
+    "train/__pycache__/run.cpython-311.pyc",
+    ".pytest_cache/v/cache/nodeids",
+    "notes.txt",
     # exported models: these must arrive, for --build-arg MODEL=artifacts/NAME/FILE.onnx
-    "artifacts/demo/model.onnx", "artifacts/demo/model.int8.onnx", "artifacts/animals10/model.fp16.onnx",
+    "artifacts/demo/model.onnx",
+    "artifacts/demo/model.int8.onnx",
+    "artifacts/animals10/model.fp16.onnx",
     "artifacts/.gitkeep",
 ]
-SKIPPED_WHEN_COPYING = {".git", ".venv", ".venv-serve", "runs", "data", "artifacts", "node_modules", "__pycache__",
-                        ".pytest_cache", ".ruff_cache"}
+SKIPPED_WHEN_COPYING = {
+    ".git",
+    ".venv",
+    ".venv-serve",
+    "runs",
+    "data",
+    "artifacts",
+    "node_modules",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+}
 SOURCES = ("service/", "train/", "export/", "core/", "deploy/models/")
 FILES = {"requirements-serve.txt", "requirements-train.txt", "deploy/serve-install.sh"}
 
@@ -89,13 +109,19 @@ def sent_context(engine: Engine, context: Path, builder: str, tag: str) -> set[s
         cli, env = ["docker", "build"], {**engine.env, "DOCKER_BUILDKIT": "0"}
     else:
         cli, env = buildkit_cli(engine), {**engine.env, "DOCKER_BUILDKIT": "1"}
-    build = subprocess.run([*cli, "-q", "-f", str(dockerfile), "-t", tag, str(context)], env=env,
-                           capture_output=True, text=True, timeout=300)
+    build = subprocess.run(
+        [*cli, "-q", "-f", str(dockerfile), "-t", tag, str(context)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     container = engine.docker("create", tag, "/none").stdout.strip()
     try:
-        exported = subprocess.run(["docker", "export", container], env=engine.env, capture_output=True,
-                                  check=True, timeout=120).stdout
+        exported = subprocess.run(
+            ["docker", "export", container], env=engine.env, capture_output=True, check=True, timeout=120
+        ).stdout
     finally:
         engine.docker("rm", container, check=False)
     with tarfile.open(fileobj=io.BytesIO(exported)) as tar:
@@ -108,7 +134,8 @@ def test_build_context_is_the_whitelist(engine: Engine, tmp_path: Path, builder:
     sent = sent_context(engine, tmp_path / "repo", builder, f"context-{builder}")
     assert sent == {f for f in files if whitelisted(f)}, (
         f"sent but not whitelisted: {sorted(sent - {f for f in files if whitelisted(f)})}; "
-        f"whitelisted but not sent: {sorted({f for f in files if whitelisted(f)} - sent)}")
+        f"whitelisted but not sent: {sorted({f for f in files if whitelisted(f)} - sent)}"
+    )
     for dockerfile in ("Dockerfile.serve", "Dockerfile.train"):
         for stage in stages(ROOT / dockerfile):
             for src in copy_sources(stage):

@@ -74,7 +74,7 @@ def test_serve_final_stage_has_no_compilers_and_copies_venv_and_service_only() -
     runs = " ".join(i.args for i in runtime.all("RUN"))
     for forbidden in ("apt-get", "apk ", "gcc", "g++", "build-essential", "make ", "pip install"):
         assert forbidden not in runs, f"final stage runs {forbidden!r}"
-    assert copy_sources(runtime) == ["service/", "deploy/models"]  # deploy/models: the MODEL default
+    assert copy_sources(runtime) == ["core/", "service/", "deploy/models"]  # deploy/models: the MODEL default
     from_builder = [i.argv() for i in runtime.all("COPY") if "--from=builder" in i.args]
     assert from_builder == [["--from=builder", "/opt/venv", "/opt/venv"]]
 
@@ -94,7 +94,7 @@ def test_serve_runtime_contract() -> None:
 def healthcheck_argv() -> list[str]:
     """The image's HEALTHCHECK command, with `python` being this interpreter."""
     text = final(SERVE).all("HEALTHCHECK")[0].args
-    argv = json.loads(text[text.index("CMD") + 3:].strip())
+    argv = json.loads(text[text.index("CMD") + 3 :].strip())
     assert argv[0] == "python"
     return [sys.executable, *argv[1:]]
 
@@ -109,8 +109,14 @@ def test_healthcheck_command_passes_against_the_running_service_and_fails_withou
     from tests.service.modelgen import write_rgb_model
 
     port = free_port()
-    env = {**os.environ, "MODEL_PATH": str(write_rgb_model(tmp_path / "model.onnx")), "HOST": "127.0.0.1",
-           "PORT": str(port), "INTRA_OP_THREADS": "1", "LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "MODEL_PATH": str(write_rgb_model(tmp_path / "model.onnx")),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "INTRA_OP_THREADS": "1",
+        "LOG_LEVEL": "warning",
+    }
     assert subprocess.run(healthcheck_argv(), env=env, capture_output=True).returncode != 0  # nothing listens yet
     server = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
     try:
@@ -131,7 +137,8 @@ def test_train_image_contract() -> None:
     assert stage.all("ENTRYPOINT")[-1].argv() == ["python", "-m", "train"]
     volumes = set(stage.all("VOLUME")[-1].argv())
     assert {"/data", "/runs", "/artifacts"} <= volumes
-    assert {"service/", "train/", "export/"} <= set(copy_sources(stage))
+    assert {"core/", "train/", "export/"} <= set(copy_sources(stage))
+    assert "service/" not in copy_sources(stage)  # training stands on core, not on the web service
     runs = " ".join(i.args for i in stage.all("RUN"))
     assert "-r requirements-train.txt" in runs
     assert not re.search(r"install[^&]*\btorch\b", runs), "torch must come from requirements-train.txt's pin"

@@ -38,8 +38,9 @@ def proxy(engine: Engine, python_base: str) -> str:
 
 def script(path: str, **env: str) -> str:
     """Run one of the deploy/ec2 scripts on this machine (no aws on the PATH) and return its output."""
-    result = subprocess.run(["bash", path], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", path], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -56,8 +57,12 @@ class RequestLoop(threading.Thread):
     def run(self) -> None:
         while not self.done.is_set():
             try:
-                r = httpx.post(f"{self.url}/predict", content=self.body, timeout=30,
-                               headers={"Content-Type": "application/octet-stream"})
+                r = httpx.post(
+                    f"{self.url}/predict",
+                    content=self.body,
+                    timeout=30,
+                    headers={"Content-Type": "application/octet-stream"},
+                )
                 self.results.append((r.status_code, r.json()["model"]["version"] if r.status_code == 200 else None))
             except (httpx.HTTPError, ValueError) as exc:
                 self.results.append((repr(exc), None))
@@ -75,20 +80,23 @@ def predict_version(url: str) -> str:
 
 
 def test_user_data_start_then_blue_green_update_with_no_failed_request(
-        engine: Engine, serve_image: ServeImage, serve_image_v2: ServeImage, proxy: str, tmp_path: Path) -> None:
+    engine: Engine, serve_image: ServeImage, serve_image_v2: ServeImage, proxy: str, tmp_path: Path
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     user_data = tmp_path / "user-data"
-    user_data.write_text(script("deploy/ec2/render-user-data.sh", IMAGE=serve_image.tag, AWS_REGION="eu-west-1",
-                                PORT=str(port)))
+    user_data.write_text(
+        script("deploy/ec2/render-user-data.sh", IMAGE=serve_image.tag, AWS_REGION="eu-west-1", PORT=str(port))
+    )
 
     # Boot: the user-data installs classifier-deploy and runs it (Docker already runs: no dnf/systemctl).
     start = time.monotonic()
     boot = engine.on_host(["bash", str(user_data)], timeout=400)
     boot_s = time.monotonic() - start
     assert boot.returncode == 0, boot.stdout[-4000:] + boot.stderr[-4000:]
-    assert engine.host_path("/usr/local/bin/classifier-deploy").read_text() == \
-        (EC2 / "classifier-deploy.sh").read_text()
+    assert (
+        engine.host_path("/usr/local/bin/classifier-deploy").read_text() == (EC2 / "classifier-deploy.sh").read_text()
+    )
     log = engine.host_path("/var/log/classifier-deploy.log").read_text()
     assert f"serving {serve_image.tag} from classifier-blue on port {port}" in log
     assert "SAVED_IMAGE=" in engine.host_path("/etc/classifier/env").read_text()
@@ -96,8 +104,13 @@ def test_user_data_start_then_blue_green_update_with_no_failed_request(
     assert predict_version(url) == serve_image.version
 
     # Update: the command update.sh sends through SSM, run as root on the instance, under load.
-    command = script("deploy/ec2/update.sh", AWS_REGION="eu-west-1", INSTANCE_ID="i-0123456789abcdef0",
-                     IMAGE=serve_image_v2.tag, DRY_RUN="1").strip()
+    command = script(
+        "deploy/ec2/update.sh",
+        AWS_REGION="eu-west-1",
+        INSTANCE_ID="i-0123456789abcdef0",
+        IMAGE=serve_image_v2.tag,
+        DRY_RUN="1",
+    ).strip()
     assert command.endswith("/usr/local/bin/classifier-deploy")
     loop = RequestLoop(url, photo())
     loop.start()
@@ -117,6 +130,8 @@ def test_user_data_start_then_blue_green_update_with_no_failed_request(
     assert versions == sorted(versions), "an answer from the old model after the new one"
     names = set(engine.docker("ps", "--format", "{{.Names}}").stdout.split())
     assert names == {"classifier-proxy", "classifier-green"}
-    REPORT.append(f"EC2 user-data start {boot_s:.0f} s; blue/green update {update_s:.0f} s with "
-                  f"{len(loop.results)} requests through the proxy, {len(failed)} failed, "
-                  f"model {serve_image.version} -> {serve_image_v2.version}")
+    REPORT.append(
+        f"EC2 user-data start {boot_s:.0f} s; blue/green update {update_s:.0f} s with "
+        f"{len(loop.results)} requests through the proxy, {len(failed)} failed, "
+        f"model {serve_image.version} -> {serve_image_v2.version}"
+    )

@@ -70,11 +70,16 @@ def test_manifest_matches_the_kubernetes_schema(path: Path) -> None:
 def test_apply_sh_renders_valid_manifests_with_image_and_model(model_s3: str) -> None:
     image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/image-classifier:v1"
     env = {"PATH": "/usr/bin:/bin", "IMAGE": image, "MODEL_S3": model_s3, "DRY_RUN": "1"}
-    out = subprocess.run(["bash", "deploy/k8s/apply.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["bash", "deploy/k8s/apply.sh"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
-    assert sorted(d["kind"] for d in docs) == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                                                "Service"]
+    assert sorted(d["kind"] for d in docs) == [
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Service",
+    ]
     for doc in docs:
         assert errors(doc) == []
     dep = next(d for d in docs if d["kind"] == "Deployment")
@@ -83,13 +88,16 @@ def test_apply_sh_renders_valid_manifests_with_image_and_model(model_s3: str) ->
     assert [model_s3 in i["args"] for i in inits] == ([True] if model_s3 else [])
 
 
-@pytest.mark.parametrize(("mutate", "what"), [
-    (lambda d: d["spec"].update(replica=3), "a misspelt field"),
-    (lambda d: container(d).update(livenessprobe=container(d).pop("livenessProbe")), "a field in the wrong case"),
-    (lambda d: container(d)["ports"][0].update(containerPort="8000"), "a string where an integer belongs"),
-    (lambda d: container(d).pop("name"), "a required field removed"),
-    (lambda d: d["spec"]["template"]["spec"].update(containers={"name": "x"}), "an object where a list belongs"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "what"),
+    [
+        (lambda d: d["spec"].update(replica=3), "a misspelt field"),
+        (lambda d: container(d).update(livenessprobe=container(d).pop("livenessProbe")), "a field in the wrong case"),
+        (lambda d: container(d)["ports"][0].update(containerPort="8000"), "a string where an integer belongs"),
+        (lambda d: container(d).pop("name"), "a required field removed"),
+        (lambda d: d["spec"]["template"]["spec"].update(containers={"name": "x"}), "an object where a list belongs"),
+    ],
+)
 def test_schema_check_catches_broken_manifests(mutate: Any, what: str) -> None:
     broken = copy.deepcopy(deployment())
     mutate(broken)

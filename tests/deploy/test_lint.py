@@ -41,8 +41,9 @@ def shell_scripts() -> list[Path]:
 
 
 def test_dockerfiles_pass_hadolint() -> None:
-    result = subprocess.run([tool("hadolint"), "Dockerfile.serve", "Dockerfile.train"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [tool("hadolint"), "Dockerfile.serve", "Dockerfile.train"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -53,16 +54,25 @@ def test_shell_scripts_are_found() -> None:
 
 def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [str(p.relative_to(ROOT)) for p in shell_scripts()]
-    result = subprocess.run([tool("shellcheck"), "--external-sources", "--source-path=SCRIPTDIR", *scripts],
-                            cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [tool("shellcheck"), "--external-sources", "--source-path=SCRIPTDIR", *scripts],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_rendered_user_data_passes_shellcheck(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/image-classifier:v1",
-           "AWS_REGION": "eu-west-1", "MODEL_S3": "s3://models/animals10/v1/model.onnx"}
-    user_data = subprocess.run(["bash", "deploy/ec2/render-user-data.sh"], cwd=ROOT, env=env, check=True,
-                               capture_output=True, text=True).stdout
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "IMAGE": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/image-classifier:v1",
+        "AWS_REGION": "eu-west-1",
+        "MODEL_S3": "s3://models/animals10/v1/model.onnx",
+    }
+    user_data = subprocess.run(
+        ["bash", "deploy/ec2/render-user-data.sh"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
     (tmp_path / "user-data.sh").write_text(user_data)
     result = subprocess.run([tool("shellcheck"), str(tmp_path / "user-data.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -30,8 +30,17 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 OFFICIAL_SLIM_MB = 125  # python:3.11-slim-bookworm unpacked, linux/amd64: Docker Hub's figure, not measured here
 SIZE_BAR_MB = 300
 # What the Kubernetes manifest sets too: read-only root, /tmp for spooled uploads, no capabilities.
-HARDENED = ("--read-only", "--tmpfs", "/tmp:rw,size=64m", "--cap-drop", "ALL",
-            "--security-opt", "no-new-privileges", "--cpus", "1")
+HARDENED = (
+    "--read-only",
+    "--tmpfs",
+    "/tmp:rw,size=64m",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--cpus",
+    "1",
+)
 
 
 def without_timing(answer: dict) -> dict:
@@ -66,13 +75,15 @@ def test_image_size_and_layers(engine: Engine, python_base: str, serve_image: Se
     size, base = engine.image_size(serve_image.tag), engine.image_size(python_base)
     (venv,) = [s for s, step in engine.layers(serve_image.tag) if "COPY" in step and "/opt/venv" in step]
     added = size - base
-    REPORT.extend([
-        f"serve image {serve_image.tag}: {size / MB:.1f} MB = base {base / MB:.1f} MB + {added / MB:.1f} MB "
-        f"(venv layer {venv / MB:.1f} MB); layers with a size, newest first:",
-        *layer_table(engine, serve_image.tag),
-        f"  estimate on the official slim base (about {OFFICIAL_SLIM_MB} MB unpacked, quoted, not measured here): "
-        f"{OFFICIAL_SLIM_MB + added / MB:.0f} MB against a {SIZE_BAR_MB} MB bar",
-    ])
+    REPORT.extend(
+        [
+            f"serve image {serve_image.tag}: {size / MB:.1f} MB = base {base / MB:.1f} MB + {added / MB:.1f} MB "
+            f"(venv layer {venv / MB:.1f} MB); layers with a size, newest first:",
+            *layer_table(engine, serve_image.tag),
+            f"  estimate on the official slim base (about {OFFICIAL_SLIM_MB} MB unpacked, quoted, not measured here): "
+            f"{OFFICIAL_SLIM_MB + added / MB:.0f} MB against a {SIZE_BAR_MB} MB bar",
+        ]
+    )
     assert added / MB <= SIZE_BAR_MB - OFFICIAL_SLIM_MB
 
 
@@ -98,6 +109,7 @@ def test_healthcheck_turns_healthy(plain: Container) -> None:
 
 def test_onnxruntime_threads_follow_the_cpu_limit(plain: Container, hardened: Container) -> None:
     """``--cpus 1`` is a CFS quota (cgroup v1 here): one intra-op thread. No limit: every CPU."""
+
     def threads(c: Container) -> int:
         return httpx.get(f"{c.url}/v1/model", timeout=5).json()["serving"]["intra_op_threads"]
 
@@ -116,26 +128,33 @@ def test_read_only_root_filesystem_with_a_tmpfs_for_uploads(hardened: Container,
     assert without_timing(response.json()) == reference
 
 
-def test_docker_stop_answers_the_request_in_flight_and_exits_0(engine: Engine, serve_image: ServeImage,
-                                                                  reference: dict) -> None:
+def test_docker_stop_answers_the_request_in_flight_and_exits_0(
+    engine: Engine, serve_image: ServeImage, reference: dict
+) -> None:
     body = photo()
     with serve_container(engine, serve_image.tag) as c:
         c.wait_ready()
         request = socket.create_connection(("127.0.0.1", c.port), timeout=30)
         # Half the body: the request is in flight when SIGTERM arrives.
-        request.sendall(b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n"
-                        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body[:len(body) // 2])
+        request.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body[: len(body) // 2]
+        )
         time.sleep(0.5)
         start = time.monotonic()
-        stop = subprocess.Popen(["docker", "stop", "--time", "30", c.name], env=engine.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stop = subprocess.Popen(
+            ["docker", "stop", "--time", "30", c.name],
+            env=engine.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 10
         while "Waiting for connections to close" not in c.logs():
             assert time.monotonic() < deadline and stop.poll() is None, c.logs()[-2000:]
             time.sleep(0.1)
         with pytest.raises(OSError):  # no longer accepting
             socket.create_connection(("127.0.0.1", c.port), timeout=2).close()
-        request.sendall(body[len(body) // 2:])
+        request.sendall(body[len(body) // 2 :])
         raw = b""
         while chunk := request.recv(65536):
             raw += chunk
@@ -147,8 +166,7 @@ def test_docker_stop_answers_the_request_in_flight_and_exits_0(engine: Engine, s
         assert without_timing(json.loads(payload)) == reference
         assert c.inspect("{{.State.ExitCode}}") == "0"
         assert stopped_in < 30  # the grace period: never killed
-        REPORT.append(f"docker stop with a request in flight: answered, exit 0, {stopped_in:.1f} s "
-                      f"(grace period 30 s)")
+        REPORT.append(f"docker stop with a request in flight: answered, exit 0, {stopped_in:.1f} s (grace period 30 s)")
 
 
 def test_model_on_a_volume_instead_of_the_baked_one(engine: Engine, serve_image: ServeImage, tmp_path: Path) -> None:

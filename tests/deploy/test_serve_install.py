@@ -28,23 +28,51 @@ def probe(python: Path, code: str) -> str:
 
 def test_serve_install_has_no_torch_and_passes_the_service_tests(tmp_path: Path) -> None:
     venv = tmp_path / "serve"
-    subprocess.run(["bash", "deploy/serve-install.sh", str(venv), "requirements-serve.txt"], cwd=ROOT, check=True,
-                   env={**os.environ, "PYTHON": sys.executable}, timeout=600)
+    subprocess.run(
+        ["bash", "deploy/serve-install.sh", str(venv), "requirements-serve.txt"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=600,
+    )
     python = venv / "bin" / "python"
 
-    installed = probe(python, "import importlib.metadata as m; print('\\n'.join("
-                              "f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))")
+    installed = probe(
+        python,
+        "import importlib.metadata as m; print('\\n'.join("
+        "f\"{d.metadata['Name']}=={d.version}\" for d in m.distributions()))",
+    )
     versions = {n.lower().replace("_", "-"): v for n, v in (line.split("==") for line in installed.splitlines())}
     assert {n: versions.get(n) for n in pins(ROOT / "requirements-serve.txt")} == pins(ROOT / "requirements-serve.txt")
     for absent in ("torch", "torchvision", "pip", "setuptools"):
         assert absent not in versions, f"{absent} is in the serve environment"
 
     # The test runner only, installed by this interpreter's pip into the stripped venv.
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
-                    "--disable-pip-version-check", "-r", "requirements-dev.txt"], cwd=ROOT, check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "requirements-dev.txt",
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=600,
+    )
     assert probe(python, "import importlib.util as u; print(u.find_spec('torch'))") == "None"
-    result = subprocess.run([str(python), "-m", "pytest", "tests/service", "-q", "-x", "-p", "no:cacheprovider"],
-                            cwd=ROOT, env={**os.environ, "SERVE_ONLY": "1"}, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "tests/service", "-q", "-x", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env={**os.environ, "SERVE_ONLY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout.splitlines()[-1]

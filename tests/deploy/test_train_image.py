@@ -32,17 +32,24 @@ CALLER = "4242:4242"  # the calling user: neither root nor the image's own uid 1
 @pytest.fixture(scope="module")
 def train_image(engine: Engine, python_base: str) -> Iterator[str]:
     start = time.monotonic()
-    result = subprocess.run(["make", "--no-print-directory", "image-train", f"TRAIN_IMAGE={TAG}",
-                             "DOCKER_BUILD_FLAGS=--network=host"],
-                            cwd=ROOT, env=engine.env, capture_output=True, text=True, timeout=1500)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "image-train", f"TRAIN_IMAGE={TAG}", "DOCKER_BUILD_FLAGS=--network=host"],
+        cwd=ROOT,
+        env=engine.env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     size = engine.image_size(TAG)
     (venv,) = [s for s, step in engine.layers(TAG) if "pip install" in step]
-    REPORT.extend([
-        f"training image {TAG}: built in {time.monotonic() - start:.0f} s on a fresh engine (pip downloads "
-        f"every wheel); {size / MB:.0f} MB, venv layer {venv / MB:.0f} MB; layers with a size, newest first:",
-        *layer_table(engine, TAG),
-    ])
+    REPORT.extend(
+        [
+            f"training image {TAG}: built in {time.monotonic() - start:.0f} s on a fresh engine (pip downloads "
+            f"every wheel); {size / MB:.0f} MB, venv layer {venv / MB:.0f} MB; layers with a size, newest first:",
+            *layer_table(engine, TAG),
+        ]
+    )
     yield TAG
     engine.docker("rmi", TAG, check=False, timeout=300)  # 6 GB: give the disk back before the engine stops
 
@@ -54,8 +61,14 @@ def caller_owned(path: Path) -> Path:
     return path
 
 
-def run(engine: Engine, image: str, *args: str, volumes: dict[Path, str] | None = None,
-        entrypoint: str | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    engine: Engine,
+    image: str,
+    *args: str,
+    volumes: dict[Path, str] | None = None,
+    entrypoint: str | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
     flags = ["--rm", "--network", "none", "--user", CALLER, "--shm-size", "256m"]
     for host, inside in (volumes or {}).items():
         flags += ["-v", f"{host}:{inside}"]
@@ -75,17 +88,43 @@ def test_tiny_training_and_export_as_the_calling_user(engine: Engine, train_imag
     runs, artifacts = caller_owned(tmp_path / "runs"), caller_owned(tmp_path / "artifacts")
     volumes = {runs: "/runs", artifacts: "/artifacts"}
     start = time.monotonic()
-    trained = run(engine, train_image, "--data", "synthetic", "--arch", "tinycnn", "--synthetic-per-class", "8",
-                  "--epochs", "1", "--workers", "0", "--out", "/runs/tiny", "--no-progress", volumes=volumes)
+    trained = run(
+        engine,
+        train_image,
+        "--data",
+        "synthetic",
+        "--arch",
+        "tinycnn",
+        "--synthetic-per-class",
+        "8",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--out",
+        "/runs/tiny",
+        "--no-progress",
+        volumes=volumes,
+    )
     train_s = time.monotonic() - start
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     start = time.monotonic()
-    exported = run(engine, train_image, "-m", "export", "--checkpoint", "/runs/tiny/best.pt", "--out",
-                   "/artifacts/tiny", volumes=volumes, entrypoint="python")
+    exported = run(
+        engine,
+        train_image,
+        "-m",
+        "export",
+        "--checkpoint",
+        "/runs/tiny/best.pt",
+        "--out",
+        "/artifacts/tiny",
+        volumes=volumes,
+        entrypoint="python",
+    )
     export_s = time.monotonic() - start
     assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
 
-    written = [p for p in [*runs.rglob("*"), *artifacts.rglob("*")]]
+    written = [*runs.rglob("*"), *artifacts.rglob("*")]
     assert {"best.pt", "report.json", "model.onnx"} <= {p.name for p in written}
     assert {(p.stat().st_uid, p.stat().st_gid) for p in written} == {(4242, 4242)}
 
@@ -94,5 +133,7 @@ def test_tiny_training_and_export_as_the_calling_user(engine: Engine, train_imag
     with TestClient(create_app(Settings(model_path=artifacts / "tiny" / "model.onnx", intra_op_threads=1))) as c:
         response = c.post("/predict", files={"file": (image.name, image.read_bytes(), "image/jpeg")})
     assert response.status_code == 200, response.text
-    REPORT.append(f"in the training image, as uid {CALLER}, no network: tiny training {train_s:.0f} s, "
-                  f"export {export_s:.0f} s (container start and torch import included)")
+    REPORT.append(
+        f"in the training image, as uid {CALLER}, no network: tiny training {train_s:.0f} s, "
+        f"export {export_s:.0f} s (container start and torch import included)"
+    )

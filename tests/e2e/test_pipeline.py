@@ -13,12 +13,11 @@ torch = pytest.importorskip("torch")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from core.imaging import load_image  # noqa: E402
 from service.app import create_app  # noqa: E402
-from service.contract import PreprocessSpec  # noqa: E402
-from service.imaging import load_image  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from train.checkpoint import load_checkpoint, rebuild_model  # noqa: E402
-from train.transforms import eval_transform  # noqa: E402
+from train.checkpoint import load_checkpoint, preprocess_spec, rebuild_model  # noqa: E402
+from train.transforms import reference_eval_transform  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +40,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def torch_probabilities(ckpt_path: Path, image: Path) -> tuple[list[str], np.ndarray]:
     ckpt = load_checkpoint(ckpt_path)
-    pre = ckpt["preprocess"]
-    spec = PreprocessSpec(pre["resize_shorter"], tuple(pre["crop"]), tuple(pre["mean"]), tuple(pre["std"]))
-    x = eval_transform(spec)(load_image(image.read_bytes(), "RGB"))[None]
+    x = reference_eval_transform(preprocess_spec(ckpt))(load_image(image.read_bytes(), "RGB"))[None]
     with torch.inference_mode():
         probs = torch.softmax(rebuild_model(ckpt)(x), dim=1)[0].numpy()
     return ckpt["labels"], probs
@@ -56,8 +53,9 @@ def test_served_answer_equals_pytorch(pipeline: dict[str, Path]) -> None:
     with TestClient(create_app(settings)) as client:
         for image in images:
             labels, probs = torch_probabilities(pipeline["run"] / "best.pt", image)
-            r = client.post("/predict", files={"file": (image.name, image.read_bytes(), "image/jpg")},
-                            params={"top_k": len(labels)})
+            r = client.post(
+                "/predict", files={"file": (image.name, image.read_bytes(), "image/jpg")}, params={"top_k": len(labels)}
+            )
             assert r.status_code == 200, r.text
             served = {x["label"]: x["score"] for x in r.json()["top_k"]}
             assert r.json()["label"] == labels[int(probs.argmax())]
@@ -67,7 +65,7 @@ def test_served_answer_equals_pytorch(pipeline: dict[str, Path]) -> None:
 def test_model_metadata_carries_the_contract(pipeline: dict[str, Path]) -> None:
     import onnxruntime as ort
 
-    from service.model import read_contract
+    from core.model import read_contract
 
     contract = read_contract(ort.InferenceSession(str(pipeline["model"]), providers=["CPUExecutionProvider"]))
     ckpt = load_checkpoint(pipeline["run"] / "best.pt")

@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from export.pipeline import ExportConfig, run_export  # noqa: E402
+from export.config import ExportConfig  # noqa: E402
+from export.pipeline import run_export  # noqa: E402
 from train.config import parse_config  # noqa: E402
 from train.run import train  # noqa: E402
 
@@ -18,8 +19,23 @@ from train.run import train  # noqa: E402
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tinycnn, 1 epoch on 10 synthetic images per class (test split: 1 per class)."""
     out = tmp_path_factory.mktemp("run")
-    train(parse_config(["--data", "synthetic", "--out", str(out), "--epochs", "1", "--synthetic-per-class", "10",
-                        "--no-progress", "--workers", "0"]))
+    train(
+        parse_config(
+            [
+                "--data",
+                "synthetic",
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--synthetic-per-class",
+                "10",
+                "--no-progress",
+                "--workers",
+                "0",
+            ]
+        )
+    )
     return out / "best.pt"
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
+from core.contract import METADATA_KEY, parse_contract
+from core.imaging import load_image, preprocess
+from core.model import load_model
 from export.onnx_export import has_dynamic_batch, is_single_file
 from export.report import summary
-from service.contract import METADATA_KEY, parse_contract
-from service.imaging import load_image, preprocess
-from service.model import load_model
 from train.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.torch]
@@ -84,8 +84,9 @@ def test_int8_model_is_servable_and_carries_its_figures(artifact: dict[str, Any]
 
 def test_fp16_model_keeps_float32_io_and_is_servable(artifact: dict[str, Any], checkpoint: Path) -> None:
     proto = onnx.load(str(artifact["out"] / "model.fp16.onnx"))
-    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input,
-                                                                                 *proto.graph.output])
+    assert all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in [*proto.graph.input, *proto.graph.output]
+    )
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
     fp16 = load_model(artifact["out"] / "model.fp16.onnx", threads=1)
     assert fp16.contract.model["precision"] == "fp16"

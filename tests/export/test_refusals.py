@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.pipeline import AccuracyGateError, ExportConfig, run_export
+from core.imaging import preprocess
+from export.config import ExportConfig
+from export.pipeline import AccuracyGateError, run_export
 from export.preprocess_parity import compare_preprocessing, failures
 from export.samples import generated_samples
-from service.imaging import preprocess
 from tests.export.broken_export import negate_logits
 from train.checkpoint import load_checkpoint, rebuild_model
 
@@ -22,8 +23,9 @@ HELPER = Path(__file__).with_name("broken_export.py")
 
 
 def broken_cli(kind: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(HELPER), kind, "--", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, str(HELPER), kind, "--", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
 
 
 def assert_no_model(out: Path) -> None:
@@ -41,8 +43,9 @@ def test_cli_perturbed_weights_fail_parity_and_leave_no_model(checkpoint: Path, 
 
 def test_cli_int8_gate_refuses_and_writes_no_model(checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "lossy"
-    proc = broken_cli("int8", "--checkpoint", str(checkpoint), "--out", str(out), "--quantize", "int8",
-                      "--calibration", "16")
+    proc = broken_cli(
+        "int8", "--checkpoint", str(checkpoint), "--out", str(out), "--quantize", "int8", "--calibration", "16"
+    )
     assert proc.returncode != 0, proc.stdout
     assert "INT8 refused" in proc.stderr and "test accuracy drop" in proc.stderr
     assert_no_model(out)
@@ -53,8 +56,9 @@ def test_gate_refusal_keeps_a_previous_export_untouched(checkpoint: Path, tmp_pa
     run_export(ExportConfig(checkpoint=checkpoint, out=out))
     before = (out / "model.onnx").read_bytes()
     with pytest.raises(AccuracyGateError):
-        run_export(ExportConfig(checkpoint=checkpoint, out=out, quantize="int8", calibration=16),
-                   int8_hook=negate_logits)
+        run_export(
+            ExportConfig(checkpoint=checkpoint, out=out, quantize="int8", calibration=16), int8_hook=negate_logits
+        )
     assert (out / "model.onnx").read_bytes() == before
     assert not (out / "model.int8.onnx").exists() and not list(out.glob(".export-*"))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.imaging import load_image
 from export.parity import Parity, _worst
 from export.pipeline import ParityError, check
 from export.preprocess_parity import PreprocessParity, failures
 from export.quantize import gate
 from export.samples import GENERATED_SHAPES, generated_samples
-from service.imaging import load_image
 
 pytestmark = [pytest.mark.torch]
 

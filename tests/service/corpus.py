@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, features
 
-import service.imaging  # noqa: F401 - registers the HEIF opener/saver when pillow-heif is installed
+import core.imaging  # noqa: F401 - registers the HEIF opener/saver when pillow-heif is installed
 
 RED = (220, 30, 30)
 

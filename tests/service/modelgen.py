@@ -12,17 +12,24 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.contract import METADATA_KEY, InputSpec, ModelContract, OutputSpec, PreprocessSpec
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from core.contract import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    METADATA_KEY,
+    InputSpec,
+    ModelContract,
+    OutputSpec,
+    PreprocessSpec,
+)
 
 
 def rgb_contract(size: int = 32, labels: tuple[str, ...] = ("red", "green", "blue")) -> ModelContract:
     return ModelContract(
         labels=labels,
         input=InputSpec("input", "RGB", size, size),
-        preprocess=PreprocessSpec(resize_shorter=round(size * 256 / 224), crop=(size, size),
-                                  mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        preprocess=PreprocessSpec(
+            resize_shorter=round(size * 256 / 224), crop=(size, size), mean=IMAGENET_MEAN, std=IMAGENET_STD
+        ),
         output=OutputSpec("logits"),
         model={"name": "tiny-rgb", "arch": "channel-mean", "version": "7", "created": "2026-01-01T00:00:00+00:00"},
         training={"val_accuracy": None, "test_accuracy": None, "split_sha256": None},
@@ -50,11 +57,14 @@ def channel_mean_model(contract: ModelContract, weight: np.ndarray, bias: np.nda
         helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", c, h, w])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k])],
-        initializer=[numpy_helper.from_array(weight.astype(np.float32), "W"),
-                     numpy_helper.from_array(bias.astype(np.float32), "B")],
+        initializer=[
+            numpy_helper.from_array(weight.astype(np.float32), "W"),
+            numpy_helper.from_array(bias.astype(np.float32), "B"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
@@ -79,8 +89,9 @@ def spatial_contract(size: int = 32, version: str = "1") -> ModelContract:
     return ModelContract(
         labels=tuple(f"class{i}" for i in range(6)),
         input=InputSpec("input", "RGB", size, size),
-        preprocess=PreprocessSpec(resize_shorter=round(size * 256 / 224), crop=(size, size),
-                                  mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        preprocess=PreprocessSpec(
+            resize_shorter=round(size * 256 / 224), crop=(size, size), mean=IMAGENET_MEAN, std=IMAGENET_STD
+        ),
         output=OutputSpec("logits"),
         model={"name": "tiny-spatial", "arch": "grid-pool", "version": version, "created": "2026-01-01T00:00:00+00:00"},
     )
@@ -100,11 +111,14 @@ def write_spatial_model(path: Path, size: int = 32, grid: int = 4, seed: int = 0
         helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, "tiny_spatial",
+        nodes,
+        "tiny_spatial",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k])],
-        initializer=[numpy_helper.from_array(rng.normal(0, 1, (3 * grid * grid, k)).astype(np.float32), "W"),
-                     numpy_helper.from_array(np.zeros(k, np.float32), "B")],
+        initializer=[
+            numpy_helper.from_array(rng.normal(0, 1, (3 * grid * grid, k)).astype(np.float32), "W"),
+            numpy_helper.from_array(np.zeros(k, np.float32), "B"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9

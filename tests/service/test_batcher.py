@@ -56,8 +56,9 @@ def test_burst_is_batched_and_answers_go_to_their_owners() -> None:
         try:
             first = asyncio.ensure_future(batcher.submit(np.full((1, 1, 1), 0.0, np.float32)))
             await asyncio.sleep(0.05)  # the first inference is now running (held by the gate)
-            rest = [asyncio.ensure_future(batcher.submit(np.full((1, 1, 1), float(i), np.float32)))
-                    for i in range(1, 10)]
+            rest = [
+                asyncio.ensure_future(batcher.submit(np.full((1, 1, 1), float(i), np.float32))) for i in range(1, 10)
+            ]
             await asyncio.sleep(0.05)
             gate.set()
             return await asyncio.gather(first, *rest)
@@ -77,6 +78,7 @@ def test_waits_for_requests_still_decoding() -> None:
         batcher = MicroBatcher(infer, max_batch_size=8, max_wait_ms=2_000)
         batcher.start()
         try:
+
             async def late() -> Inferred:
                 with batcher.expect():
                     await asyncio.sleep(0.05)  # "decoding"
@@ -98,8 +100,9 @@ def test_inference_error_reaches_every_waiter() -> None:
         batcher = MicroBatcher(broken, max_batch_size=4, max_wait_ms=0)
         batcher.start()
         try:
-            return await asyncio.gather(*(batcher.submit(np.zeros((1, 1, 1), np.float32)) for _ in range(3)),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                *(batcher.submit(np.zeros((1, 1, 1), np.float32)) for _ in range(3)), return_exceptions=True
+            )
         finally:
             await batcher.stop()
 

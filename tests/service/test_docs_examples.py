@@ -41,8 +41,13 @@ def test_curl_examples(live: tuple[str, Path]) -> None:
     lines = [ln for ln in blocks("bash")[0].splitlines() if ln.startswith("curl ")]
     assert len(lines) == 3
     for line in lines:
-        out = subprocess.run(["bash", "-c", line.replace(DOC_URL, url) + " -sS --fail-with-body"], cwd=work,
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["bash", "-c", line.replace(DOC_URL, url) + " -sS --fail-with-body"],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         assert '"label":"red"' in out.stdout
 

@@ -45,7 +45,7 @@ def test_json_base64_forms(client: TestClient, encoding: str) -> None:
         "plain": b64,
         "data_uri": f"data:image/png;base64,{b64}",
         "urlsafe_unpadded": base64.urlsafe_b64encode(BLUE_PNG).decode().rstrip("="),
-        "with_newlines": "\n".join(b64[i:i + 76] for i in range(0, len(b64), 76)),
+        "with_newlines": "\n".join(b64[i : i + 76] for i in range(0, len(b64), 76)),
     }[encoding]
     r = client.post("/predict", json={"image": value})
     assert r.status_code == 200, r.text
@@ -62,8 +62,14 @@ def test_json_base64_forms(client: TestClient, encoding: str) -> None:
         ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
         ({"json": {"image": "data:image/png,plain"}}, 400, "invalid_base64"),
         ({"files": {"a": ("a.png", BLUE_PNG), "b": ("b.png", BLUE_PNG)}}, 400, "missing_file"),
-        ({"content": b'--XX\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--XX--\r\n',
-          "headers": {"content-type": "multipart/form-data; boundary=XX"}}, 400, "missing_file"),
+        (
+            {
+                "content": b'--XX\r\nContent-Disposition: form-data; name="note"\r\n\r\nhi\r\n--XX--\r\n',
+                "headers": {"content-type": "multipart/form-data; boundary=XX"},
+            },
+            400,
+            "missing_file",
+        ),
         ({"data": {"note": "a form, not an image"}}, 415, "unsupported_media_type"),
     ],
 )
@@ -139,8 +145,10 @@ def test_streamed_body_is_refused_before_it_ends(rgb_model_path: Path, ctype: st
     with serve(make_settings(rgb_model_path, max_upload_bytes=10_000)) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n".encode())
+            sock.sendall(
+                f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n".encode()
+            )
             if ctype.startswith("multipart"):
                 head = b'--XX\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
                 sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
@@ -254,8 +262,14 @@ def test_grayscale_model_answers_every_endpoint(gray_client: TestClient) -> None
 
 
 def test_cors_lets_other_origins_call(client: TestClient, rgb_model_path: Path) -> None:
-    pre = client.options("/predict", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-                                              "Access-Control-Request-Headers": "x-api-key"})
+    pre = client.options(
+        "/predict",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key",
+        },
+    )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
     r = client.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
     assert r.headers["access-control-allow-origin"] == "*"

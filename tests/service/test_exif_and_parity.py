@@ -17,8 +17,12 @@ from tests.service.conftest import encode, make_client
 
 # Pillow's exif_transpose applies these for orientations 2..8; the stored image is the inverse of it.
 TO_STORED = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_270,
 }
 
@@ -83,21 +87,24 @@ def reference_tensor(img: Image.Image, resize_shorter: int, crop: int, mean: tup
         new_w, new_h = int(resize_shorter * w / h), resize_shorter
     img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
     top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
-    arr = np.asarray(img, dtype=np.float32)[top:top + crop, left:left + crop] / 255.0
+    arr = np.asarray(img, dtype=np.float32)[top : top + crop, left : left + crop] / 255.0
     arr = (arr - np.array(mean, np.float32)) / np.array(std, np.float32)
     return arr.transpose(2, 0, 1)[None].astype(np.float32)
 
 
 @pytest.mark.parametrize("size", [(96, 64), (64, 96), (37, 37), (301, 199), (40, 500), (1000, 750)])
-def test_served_probabilities_equal_onnxruntime(spatial: TestClient, spatial_model_path: Path,
-                                                size: tuple[int, int]) -> None:
+def test_served_probabilities_equal_onnxruntime(
+    spatial: TestClient, spatial_model_path: Path, size: tuple[int, int]
+) -> None:
     rng = np.random.default_rng(sum(size))
     img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).filter(
-        __import__("PIL.ImageFilter", fromlist=["BoxBlur"]).BoxBlur(2))
+        __import__("PIL.ImageFilter", fromlist=["BoxBlur"]).BoxBlur(2)
+    )
     img.paste(quadrants((size[0] // 2 + 1, size[1] // 2 + 1)), (0, 0))
     data = encode(img, "PNG")
-    x = reference_tensor(Image.open(__import__("io").BytesIO(data)), 37, 32,
-                         (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    x = reference_tensor(
+        Image.open(__import__("io").BytesIO(data)), 37, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    )
     session = ort.InferenceSession(str(spatial_model_path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {"input": x})
     e = np.exp(logits[0] - logits[0].max())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import service.imaging as imaging
-from service.contract import PreprocessSpec
+import core.imaging as imaging
+from core.contract import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_shorter=37, crop=(32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 

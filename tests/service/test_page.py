@@ -45,14 +45,18 @@ def test_pick_a_photo_and_see_the_bars(browser: Browser, rgb_model_path: Path, t
     Image.fromarray(pixels).save(photo, quality=90)
     with serve(make_settings(rgb_model_path)) as url:
         page = Page(browser, url + "/")
-        page.wait_for("document.readyState === 'complete' && document.getElementById('model').textContent"
-                      ".includes('tiny-rgb')")
+        page.wait_for(
+            "document.readyState === 'complete' && document.getElementById('model').textContent.includes('tiny-rgb')"
+        )
         assert page.evaluate("document.getElementById('result').hidden") is True
         page.set_files("#file", [photo])
-        label = page.wait_for("!document.getElementById('result').hidden && "
-                              "document.getElementById('label').textContent")
-        bars = page.evaluate("[...document.querySelectorAll('#bars .bar')].map(b => [b.querySelector('.name')"
-                             ".textContent, parseFloat(b.querySelector('.fill').style.width)])")
+        label = page.wait_for(
+            "!document.getElementById('result').hidden && document.getElementById('label').textContent"
+        )
+        bars = page.evaluate(
+            "[...document.querySelectorAll('#bars .bar')].map(b => [b.querySelector('.name')"
+            ".textContent, parseFloat(b.querySelector('.fill').style.width)])"
+        )
         preview_loaded = page.wait_for("document.getElementById('preview').naturalWidth === 400")
         shot = page.screenshot(Path(os.environ.get("PAGE_SCREENSHOT", tmp_path / "page.png")))
     assert label.startswith("red (")
@@ -69,6 +73,7 @@ def test_page_shows_a_clear_error_for_a_non_image(browser: Browser, rgb_model_pa
         page = Page(browser, url + "/")
         page.wait_for("document.getElementById('model').textContent.includes('tiny-rgb')")
         page.set_files("#file", [bogus])
-        status = page.wait_for("document.getElementById('status').className === 'error' && "
-                               "document.getElementById('status').textContent")
+        status = page.wait_for(
+            "document.getElementById('status').className === 'error' && document.getElementById('status').textContent"
+        )
     assert "not an image format" in status

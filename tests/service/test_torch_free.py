@@ -11,7 +11,7 @@ import pytest
 
 
 def test_service_import_pulls_no_torch() -> None:
-    code = "import sys, service.app, service.imaging; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, service.app, core.imaging; assert 'torch' not in sys.modules, 'torch imported'"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
 

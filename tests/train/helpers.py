@@ -13,8 +13,9 @@ from PIL import Image
 
 def jpeg_bytes(color: tuple[int, int, int], size: tuple[int, int] = (40, 30), seed: int = 0) -> bytes:
     rng = np.random.default_rng(seed)
-    arr = np.clip(np.full((size[1], size[0], 3), color, dtype=np.float64) + rng.normal(0, 20, (size[1], size[0], 3)),
-                  0, 255).astype(np.uint8)
+    arr = np.clip(
+        np.full((size[1], size[0], 3), color, dtype=np.float64) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255
+    ).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr, "RGB").save(buf, "JPEG", quality=90)
     return buf.getvalue()
@@ -43,7 +44,7 @@ def fashion_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     labels = np.arange(n) % 10
     images = rng.integers(0, 40, (n, 28, 28))
     for i, label in enumerate(labels):
-        images[i, 2 * label + 4: 2 * label + 8, 4:24] = 230
+        images[i, 2 * label + 4 : 2 * label + 8, 4:24] = 230
     return images.astype(np.uint8), labels.astype(np.uint8)
 
 

@@ -20,8 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from service.contract import PreprocessSpec  # noqa: E402
-from train.checkpoint import load_checkpoint, rebuild_model  # noqa: E402
+from train.checkpoint import load_checkpoint, preprocess_spec, rebuild_model  # noqa: E402
 from train.config import parse_config  # noqa: E402
 from train.data import ImageFileDataset, read_manifest  # noqa: E402
 from train.distributed import Dist  # noqa: E402
@@ -31,23 +30,47 @@ from train.transforms import eval_transform  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-ARGS = ["--data", "synthetic", "--synthetic-per-class", "16", "--img-size", "32", "--epochs", "4",
-        "--no-progress", "--workers", "0", "--scan-workers", "1"]
+ARGS = [
+    "--data",
+    "synthetic",
+    "--synthetic-per-class",
+    "16",
+    "--img-size",
+    "32",
+    "--epochs",
+    "4",
+    "--no-progress",
+    "--workers",
+    "0",
+    "--scan-workers",
+    "1",
+]
 
 
 def _torchrun(out: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "train", *ARGS, "--out", str(out), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "train",
+        *ARGS,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
 
 
 def _evaluate_alone(out: Path) -> list[list[int]]:
     """best.pt on the whole test split, one process, no sharding."""
     ckpt = load_checkpoint(out / "best.pt")
-    pre = ckpt["preprocess"]
-    spec = PreprocessSpec(pre["resize_shorter"], tuple(pre["crop"]), tuple(pre["mean"]), tuple(pre["std"]))
+    spec = preprocess_spec(ckpt)
     entries = [e for e in read_manifest(out / "split.csv") if e.split == "test"]
     ds = ImageFileDataset(Path(ckpt["data_root"]), entries, "RGB", eval_transform(spec))
     loader = torch.utils.data.DataLoader(ds, batch_size=7)  # another batch size on purpose
@@ -67,5 +90,9 @@ def test_torchrun_two_processes_agree_with_one(tmp_path: Path) -> None:
     assert ddp["test"]["n"] == single["test"]["n"] == 20  # every test image counted once, none padded
     assert ddp["test"]["confusion_matrix"] == _evaluate_alone(tmp_path / "ddp")
     assert ddp["test_accuracy"] >= 0.5 and single["test_accuracy"] >= 0.5  # chance is 0.1
-    assert sorted(p.name for p in (tmp_path / "ddp").glob("*.p*")) == ["best.pt", "confusion.png", "curves.png",
-                                                                      "last.pt"]
+    assert sorted(p.name for p in (tmp_path / "ddp").glob("*.p*")) == [
+        "best.pt",
+        "confusion.png",
+        "curves.png",
+        "last.pt",
+    ]

@@ -16,9 +16,32 @@ pytestmark = [pytest.mark.torch]
 
 
 def _run(data: Path, out: Path, epochs: int, *extra: str) -> dict:
-    return train(parse_config(["--data", str(data), "--out", str(out), "--arch", "tinycnn", "--weights", "none",
-                               "--img-size", "32", "--epochs", str(epochs), "--t-max", "3", "--lr", "5e-3",
-                               "--no-progress", "--workers", "0", *extra]))
+    return train(
+        parse_config(
+            [
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--arch",
+                "tinycnn",
+                "--weights",
+                "none",
+                "--img-size",
+                "32",
+                "--epochs",
+                str(epochs),
+                "--t-max",
+                "3",
+                "--lr",
+                "5e-3",
+                "--no-progress",
+                "--workers",
+                "0",
+                *extra,
+            ]
+        )
+    )
 
 
 @pytest.fixture(scope="module")

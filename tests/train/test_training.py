@@ -37,7 +37,7 @@ def test_checkpoint_is_self_describing_and_rebuilds(demo: tuple[Path, dict]) -> 
     out, report = demo
     ckpt = load_checkpoint(out / "best.pt")
     assert ckpt["labels"][:3] == ["dog", "horse", "elephant"]
-    assert ckpt["input"] == {"color": "RGB", "height": 64, "width": 64}
+    assert {k: ckpt["input"][k] for k in ("color", "height", "width")} == {"color": "RGB", "height": 64, "width": 64}
     assert ckpt["preprocess"]["resize_shorter"] == 73 and ckpt["preprocess"]["crop"] == [64, 64]
     assert ckpt["test_accuracy"] == report["test_accuracy"] and ckpt["epoch"] == report["best_epoch"]
     assert ckpt["split_sha256"] == report["split_sha256"]
@@ -66,7 +66,24 @@ def test_bad_files_are_counted_in_the_report(tmp_path: Path) -> None:
     (root / "red" / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (root / "green" / "empty.jpg").write_bytes(b"")
     (root / "blue" / "notes.jpg").write_text("plain text\n")
-    report = train(parse_config(["--data", str(root), "--out", str(tmp_path / "run"), "--arch", "tinycnn",
-                                 "--weights", "none", "--img-size", "32", "--epochs", "1", *FAST]))
+    report = train(
+        parse_config(
+            [
+                "--data",
+                str(root),
+                "--out",
+                str(tmp_path / "run"),
+                "--arch",
+                "tinycnn",
+                "--weights",
+                "none",
+                "--img-size",
+                "32",
+                "--epochs",
+                "1",
+                *FAST,
+            ]
+        )
+    )
     assert report["skipped_files"] == 3 and len(report["skipped"]) == 3
     assert report["labels"] == ["blue", "green", "red"] and report["test_images"] == 3

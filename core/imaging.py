@@ -1,8 +1,9 @@
 """One decode rule and one eval preprocessing, shared by training and serving.
 
-Training imports this module so that the network sees images exactly the way
-the service will (same EXIF handling, same mode conversion, same transparency
-rule). It depends on numpy and Pillow only, never on torch.
+Training, export and the service all call this module, so the network is
+trained, evaluated and served on images decoded the same way (same EXIF
+handling, same mode conversion, same transparency rule) and on the same eval
+tensors. It depends on numpy and Pillow only, never on torch.
 
 The preprocessing reproduces torchvision's eval transform
 ``Resize(s) -> CenterCrop(h, w) -> ToTensor -> Normalize`` by calling Pillow's
@@ -22,14 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from service.contract import Color, PreprocessSpec
+from core.contract import Color, PreprocessSpec
+from core.errors import ImageTooLarge, NotAnImage, UndecodableImage
 
 try:  # HEIC/HEIF from phones; optional so training does not need it
     import pillow_heif
 
     pillow_heif.register_heif_opener()
+    HEIF = True
 except ImportError:  # pragma: no cover - depends on the environment
-    pillow_heif = None
+    HEIF = False
 
 Image.init()
 # EPS would shell out to Ghostscript and PDF/PS are documents: never open them.
@@ -47,34 +50,19 @@ _EXACT_RESIZE_BUDGET = 12_000_000
 
 # What Pillow's plugins and pillow-heif raise on corrupt input (found by fuzzing
 # mutated files: RuntimeError from libheif/libavif, TypeError, IndexError...).
-_DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, RuntimeError, TypeError, IndexError,
-                   KeyError, ZeroDivisionError, AttributeError)
-
-
-class ImageRejected(Exception):
-    """Client input that cannot become a model input; carries the HTTP answer."""
-
-    status = 400
-    code = "bad_image"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotAnImage(ImageRejected):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class UndecodableImage(ImageRejected):
-    status = 400
-    code = "undecodable_image"
-
-
-class ImageTooLarge(ImageRejected):
-    status = 413
-    code = "image_too_large"
+_DECODER_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    RuntimeError,
+    TypeError,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    AttributeError,
+)
 
 
 @dataclass(frozen=True)
@@ -264,3 +252,10 @@ def to_tensor(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
 def preprocess(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """A decoded image in the model's color -> the model's (C, H, W) float32 input."""
     return to_tensor(resize_and_crop(img, spec), spec)
+
+
+def image_tensor(
+    data: bytes, color: Color, spec: PreprocessSpec, options: DecodeOptions = DecodeOptions()
+) -> np.ndarray:
+    """Encoded bytes -> the model's (C, H, W) float32 input: the whole rule in one call."""
+    return preprocess(load_image(data, color, options), spec)

@@ -1,4 +1,4 @@
-"""The onnxruntime session and the model's contract, loaded once per process."""
+"""A served model: the onnxruntime session and the contract read from the file itself."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.contract import METADATA_KEY, ContractError, ModelContract, parse_contract
+from core.contract import METADATA_KEY, ModelContract, parse_contract
+from core.errors import ContractError
+from core.runtime import open_session
 
 
 def read_contract(session: ort.InferenceSession) -> ModelContract:
@@ -40,8 +42,7 @@ class LoadedModel:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        spec = self.contract.input
-        return spec.channels, spec.height, spec.width
+        return self.contract.input.shape
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, H, W) float32 -> (N, classes) float32 logits."""
@@ -62,27 +63,12 @@ class LoadedModel:
         self.warmup_seconds = time.perf_counter() - start
 
 
-def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
-    """Explicit thread counts (no oversubscription); export and the benchmarks open sessions the same way."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    # Spinning workers wait hot between runs; on a 2-core box that CPU is what decoding needs.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return opts
-
-
 def load_model(path: Path, threads: int, providers: list[str] | None = None, spinning: bool = False) -> LoadedModel:
     """Open the ONNX file with explicit thread counts (no oversubscription) and read its contract."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"MODEL_PATH={path} does not exist; run `make demo` or `python -m export` first")
     start = time.perf_counter()
-    opts = session_options(threads, spinning)
-    available = set(ort.get_available_providers())
-    chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+    session = open_session(Path(path), threads, providers, spinning)
     model = LoadedModel(session=session, contract=read_contract(session), path=Path(path))
     model.load_seconds = time.perf_counter() - start
     return model
