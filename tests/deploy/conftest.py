@@ -24,13 +24,26 @@ import pytest
 from PIL import Image
 
 from tests.deploy.dockerfile import ROOT, stages
-from tests.deploy.engine import MB, Engine, provide_base, require_engine_tools
+from tests.deploy.engine import MB, Engine, missing_requirement, on_ci, provide_base, unavailable
 from tests.service.modelgen import write_spatial_model
 
 REPORT: list[str] = []
+LEFT_OUT: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Where the engine cannot run (and CI is not set), leave the image tests out with one line."""
+    image_tests = [item for item in items if item.get_closest_marker("docker")]
+    reason = missing_requirement() if image_tests and not on_ci() else None
+    if reason:
+        items[:] = [item for item in items if item not in image_tests]
+        config.hook.pytest_deselected(items=image_tests)
+        LEFT_OUT.append(f"{len(image_tests)} image tests not run: {reason}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in LEFT_OUT:
+        terminalreporter.write_line(f"SKIPPED {line}", yellow=True)
     if REPORT:
         terminalreporter.section("images, measured by tests/deploy on a private Docker engine")
         for line in REPORT:
@@ -39,7 +52,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
-    require_engine_tools()
+    if reason := missing_requirement():
+        unavailable(reason)  # on CI: a failure
     docker = Engine()
     try:
         docker.start()

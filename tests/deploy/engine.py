@@ -8,8 +8,8 @@ changed on the machine. The daemon runs in a mount namespace of its own whose ``
 it plays the EC2 instance, so the deploy scripts run "on the instance" (``Engine.on_host``)
 write there, and dockerd's own ``/etc/docker/key.json`` never lands on this machine.
 
-Where the tests cannot run (not root, no dockerd) they skip with one line, or fail when
-``CI`` is set, so CI never skips them silently.
+Where the tests cannot run (not root, no dockerd) they are left out with one line saying
+why (tests/deploy/conftest.py), or fail when ``CI`` is set, so CI never skips them.
 """
 
 from __future__ import annotations
@@ -46,12 +46,14 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def require_engine_tools() -> None:
+def missing_requirement() -> str | None:
+    """Why the image tests cannot run on this machine, or None when they can."""
     if os.geteuid() != 0:
-        unavailable("not root: the image tests start a private dockerd (run them as root, e.g. in CI)")
+        return "not root: they start a private dockerd (CI runs them as root)"
     for tool in ("dockerd", "docker", "unshare", "nsenter"):
         if not shutil.which(tool):
-            unavailable(f"no {tool}: `make docker-deps` installs Debian's docker.io (root and apt-get)")
+            return f"no {tool}: `make docker-deps` installs Debian's docker.io (root and apt-get)"
+    return None
 
 
 class Engine:
