@@ -14,6 +14,7 @@ why (tests/deploy/conftest.py), or fail when ``CI`` is set, so CI never skips th
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -33,6 +34,23 @@ OVERLAID = ("/etc", "/opt", "/usr/local/bin", "/var/log")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "image-classifier"
 STANDIN_VERSION = 1  # bump when the stand-in recipe changes: the cached tarball is named after it
 MB = 1e6
+PREFIX = "ic-dockerd-"  # the engines' temporary folders
+
+
+def die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM) in the child: the kernel stops it when its parent dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def remove_abandoned_engines() -> None:
+    """Folders left by test sessions that died without their finalizers (their dockerd is gone)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        try:
+            alive = Path(f"/proc/{int((folder / 'dockerd.pid').read_text())}").exists()
+        except (OSError, ValueError):  # no pid file: a session starting now, or one long dead
+            alive = time.time() - folder.stat().st_mtime < 3600
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def on_ci() -> bool:
@@ -60,10 +78,12 @@ class Engine:
     """dockerd on a private socket; ``docker(...)`` runs the CLI against it."""
 
     def __init__(self) -> None:
+        remove_abandoned_engines()
         # A short path: the socket's must stay under the 108-byte limit of unix sockets.
-        self.root = Path(tempfile.mkdtemp(prefix="icd-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         self.sock = self.root / "d.sock"
-        self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}"}
+        # DOCKER_CONFIG: the CLI's own files (BuildKit's node id...) stay in that folder too.
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.sock}", "DOCKER_CONFIG": str(self.root / "cli")}
         self.proc: subprocess.Popen[bytes] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -92,11 +112,13 @@ class Engine:
         ]
         script = " && ".join([*mounts, 'exec "$@"'])
         # unshare and sh exec into dockerd: the Popen PID is dockerd's, and its group holds containerd.
+        # If this process dies without its finalizers (SIGKILL), the kernel sends dockerd SIGTERM.
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *dockerd],
             stdout=(self.root / "dockerd.log").open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while self.docker("version", check=False, timeout=10).returncode != 0:
