@@ -113,19 +113,20 @@ class Engine:
         script = " && ".join([*mounts, 'exec "$@"'])
         # unshare and sh exec into dockerd: the Popen PID is dockerd's, and its group holds containerd.
         # If this process dies without its finalizers (SIGKILL), the kernel sends dockerd SIGTERM.
-        self.proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *dockerd],
-            stdout=(self.root / "dockerd.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        with (self.root / "dockerd.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *dockerd],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         deadline = time.monotonic() + timeout
         while self.docker("version", check=False, timeout=10).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = (self.root / "dockerd.log").read_text(errors="replace")[-3000:]
+                tail = (self.root / "dockerd.log").read_text(errors="replace")[-3000:]
                 self.stop()
-                raise RuntimeError(f"dockerd did not start:\n{log}")
+                raise RuntimeError(f"dockerd did not start:\n{tail}")
             time.sleep(0.2)
 
     def stop(self) -> None:
