@@ -5,6 +5,8 @@
 # the official name, so the deploy script runs unchanged.
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
+# Unpinned: bookworm's nginx moves with its security updates, and any of them stands in.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx \
     && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/* /etc/nginx/conf.d/* \
