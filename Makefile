@@ -67,7 +67,7 @@ test-full:
 test-serve:  ## the service tests again, in the torch-free environment
 	SERVE_ONLY=1 $(SPY) -m pytest tests/service
 
-test-images: venv docker-deps  ## build the training image, train and export in it (minutes, ~12 GB of disk)
+test-images: venv docker-deps  ## build the training image (6 GB), train and export in it (minutes)
 	$(PY) -m pytest -m train_image tests/deploy
 
 lint: venv  ## ruff (rules and formatting) and mypy
