@@ -10,7 +10,7 @@ TRAIN_IMAGE ?= image-classifier-train
 # Extra `docker build` flags, e.g. DOCKER_BUILD_FLAGS=--network=host where the engine has no bridge.
 DOCKER_BUILD_FLAGS ?=
 
-.PHONY: help venv serve-venv browser-deps docker-deps demo test test-full test-serve test-images lint train train-ddp export serve bench image-serve image-train clean
+.PHONY: help venv serve-venv browser-deps prometheus-deps docker-deps demo test test-full test-serve test-images lint train train-ddp export serve bench image-serve image-train clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ demo: venv  ## train on synthetic data, export, and serve on :8000
 	@echo
 	MODEL_PATH=artifacts/demo/model.onnx $(PY) -m service
 
-test: venv serve-venv browser-deps docker-deps lint test-full test-serve  ## create both environments, lint, run every test
+test: venv serve-venv browser-deps prometheus-deps docker-deps lint test-full test-serve  ## create both environments, lint, run every test
 
 # The page test drives Debian's Chromium. Installed when we can (root + apt-get);
 # otherwise those tests skip and say why.
@@ -50,15 +50,31 @@ browser-deps:
 		|| echo "chromium could not be installed: browser tests will skip"; \
 	else echo "no chromium and not root: browser tests will skip"; fi
 
+# promtool checks and unit-tests the alert rules; one test runs a real Prometheus against the
+# service. Debian's prometheus package provides both. Installed when we can (root + apt-get);
+# otherwise those tests skip and say why, except on CI (CI set), where they fail. The tests
+# start their own Prometheus, so the daemon the package starts is stopped again.
+prometheus-deps:
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus for the rules and scrape tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus >/dev/null || echo "prometheus could not be installed: its tests will skip"; \
+		{ systemctl disable --now prometheus || invoke-rc.d prometheus stop; } >/dev/null 2>&1 || true; \
+	else echo "no prometheus/promtool and not root: the Prometheus tests will skip"; fi
+
 # The image tests start a private dockerd (Debian's docker.io) and, where no registry serves
 # python:3.11-slim, build a stand-in base with mmdebstrap. Installed when we can (root + apt-get);
 # otherwise those tests skip and say why (they fail instead when CI is set: .ci/run sets it).
+# The tests start their own dockerd, so the daemon the package may start is stopped again.
 docker-deps:
 	@if command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's docker.io and mmdebstrap for the image tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io mmdebstrap >/dev/null \
 		|| echo "docker.io could not be installed: image tests will skip"; \
+		{ systemctl disable --now docker.service docker.socket containerd.service \
+			|| { invoke-rc.d docker stop; invoke-rc.d containerd stop; }; } >/dev/null 2>&1 || true; \
 	else echo "no dockerd and not root: image tests will skip"; fi
 
 test-full:

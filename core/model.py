@@ -51,8 +51,9 @@ class LoadedModel:
         return out
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities: ``softmax(logits / T)`` with the temperature fitted at export (T = 1 if none)."""
         out = self.logits(batch)
-        return softmax(out) if self.contract.output.kind == "logits" else out
+        return softmax(out / np.float32(self.contract.temperature)) if self.contract.output.kind == "logits" else out
 
     def warm_up(self, rounds: int = 2) -> None:
         """Run dummy batches so the first real request does not pay for allocation."""

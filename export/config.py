@@ -24,6 +24,10 @@ class ExportConfig:
     max_accuracy_drop: float = opt(1.0, "refuse INT8 if its test accuracy is more than this many points below FP32")
     max_eval_images: int = opt(0, "test images for the INT8 gate; 0 = the whole test split")
     fp16: bool = opt(False, "also write model.fp16.onnx for GPUs (float32 I/O)")
+    calibrate: bool = opt(
+        True, "keep the raw softmax: fit no temperature on the validation split", flag="--no-calibrate"
+    )
+    temperature_images: int = opt(1000, "validation (and test) images to fit and check the temperature; 0 = all")
     seed: int = opt(0, "sample order, random parity tensors, generated images")
     argv: list[str] = field(default_factory=list)  # the command line, recorded in the report
 

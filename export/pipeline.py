@@ -20,9 +20,10 @@ import numpy as np
 import onnx
 import torch
 
-from core.contract import ModelContract
+from core.contract import CalibrationSpec, ModelContract
 from core.imaging import image_tensor
 from core.runtime import open_session
+from export.calibrate import calibrate, reliability_diagram
 from export.config import ExportConfig
 from export.evaluate import accuracy, agreement, run_batches
 from export.fp16 import check_fp16, float32_io, fp16_failures, to_fp16
@@ -35,6 +36,7 @@ from export.samples import RunData, Sample, find_run_data, generated_samples, st
 from train.checkpoint import load_checkpoint, rebuild_model
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+PLOTS = ("reliability.png",)
 N_GENERATED = 16  # one of each shape in ``samples.GENERATED_SHAPES``
 
 
@@ -97,6 +99,50 @@ def preprocess_parity(model: torch.nn.Module, contract: ModelContract, real: lis
     if problems:
         raise ParityError("serving preprocessing does not match torchvision's eval transform: " + "; ".join(problems))
     return {**p.as_dict(), "run_images": len(real), "generated_images": len(generated)}
+
+
+def labelled(run: RunData, split: str, cfg: ExportConfig, contract: ModelContract) -> tuple[np.ndarray, np.ndarray]:
+    """(tensors, labels) of up to ``cfg.temperature_images`` images of ``split``; empty when unlabelled."""
+    samples = [s for s in run.samples(split, cfg.temperature_images, cfg.seed) if s.label is not None]
+    return tensors(samples, contract), np.array([s.label for s in samples], dtype=np.int64)
+
+
+def calibration_step(
+    model_bytes: bytes, contract: ModelContract, run: RunData, cfg: ExportConfig, stage: Path
+) -> tuple[CalibrationSpec | None, dict[str, Any]]:
+    """Fit the temperature on the val split, check it on the test split, draw the reliability diagram."""
+    if not cfg.calibrate:
+        return None, {"skipped": "--no-calibrate: the service reports the raw softmax"}
+    x, y = labelled(run, "val", cfg, contract)
+    if not len(y):
+        return None, {"skipped": f"no labelled validation split ({run.reason}); the service reports the raw softmax"}
+    session = open_session(model_bytes)
+    logits = run_batches(session, x).logits
+    fit = calibrate(logits, y)
+    if fit.at_bound:  # NLL keeps falling as T -> 0 or infinity: no temperature is supported by the data
+        reason = (
+            f"the validation split ({fit.n} images) gives no optimum: T ran to {fit.temperature:.3g} "
+            f"(ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}), e.g. every image is right by a wide margin; "
+            "the service reports the raw softmax"
+        )
+        return None, {"skipped": reason}
+    spec = CalibrationSpec(
+        temperature=fit.temperature,
+        fitted_on=f"validation split ({fit.n} images)",
+        n=fit.n,
+        bins=fit.bins,
+        ece_before=fit.ece_before,
+        ece_after=fit.ece_after,
+        nll_before=fit.nll_before,
+        nll_after=fit.nll_after,
+    )
+    figures: dict[str, Any] = {**spec.to_dict(), "plot": PLOTS[0]}
+    tx, ty = labelled(run, "test", cfg, contract)
+    if len(ty):
+        figures["test"] = fit.measured_on(run_batches(session, tx).logits, ty)
+    title = f"{contract.model.get('name')}: reliability on the validation split ({fit.n} images)"
+    reliability_diagram(logits, y, fit, stage / PLOTS[0], title)
+    return spec, figures
 
 
 def int8_step(
@@ -190,7 +236,10 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
     source = f"test split ({run.reason})" if real else f"generated ({run.reason})"
     parity = model_parity(model, proto, contract, real or generated_samples(N_GENERATED, cfg.seed), source, cfg)
     parity["preprocess"] = preprocess_parity(model, contract, real, cfg.seed)
-    contract = contract.with_updates(parity=parity, model={**contract.model, "opset": opset_of(proto)})
+    calibration, calibration_figures = calibration_step(proto.SerializeToString(), contract, run, cfg, stage)
+    contract = contract.with_updates(
+        parity=parity, model={**contract.model, "opset": opset_of(proto)}, calibration=calibration
+    )
     write_metadata(proto, contract)
     fp32_path = stage / FILES["fp32"]
     save_single_file(proto, fp32_path)
@@ -213,6 +262,7 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
             }
         },
         "parity": parity,
+        "calibration": calibration_figures,
         "data": run.reason,
     }
     if cfg.quantize == "int8":
@@ -235,7 +285,10 @@ def commit(stage: Path, out: Path) -> None:
     for name in FILES.values():
         if not (stage / name).exists() and (out / name).exists():
             (out / name).unlink()
-    for name in [*FILES.values(), "export_report.json"]:
+    for name in PLOTS:
+        if not (stage / name).exists() and (out / name).exists():
+            (out / name).unlink()
+    for name in [*FILES.values(), *PLOTS, "export_report.json"]:
         if (stage / name).exists():
             os.replace(stage / name, out / name)
 

@@ -14,10 +14,14 @@ from core.imaging import DecodeOptions
 from core.model import LoadedModel, load_model
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
+from service.fetch import UrlFetcher, UrlPolicy
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
-from service.routes import health, metrics, model_info, page, predict
+from service.process_metrics import register_process_metrics
+from service.request_id import RequestIdMiddleware
+from service.routes import health, metrics, model_info, page, predict, v2
 from service.settings import Settings
+from service.tracing import Tracing
 
 log = logging.getLogger("service")
 
@@ -33,10 +37,15 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
     return Predictor(model, options, settings.decoders, batcher, metrics_)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; ``settings`` default to the environment, read once, here."""
+def create_app(settings: Settings | None = None, tracing: Tracing | None = None) -> FastAPI:
+    """Build the app; ``settings`` default to the environment, read once, here.
+
+    ``tracing`` defaults to OTLP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.
+    """
     settings = settings or Settings()
+    tracing = tracing or Tracing.from_settings(settings)
     metrics_ = Metrics()
+    register_process_metrics(metrics_.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,16 +70,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ready = False
             await predictor.batcher.stop()
             predictor.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Image classifier",
         version="0.2.0",
         description="Send an image in any common format and form; get the top-k labels as JSON.",
         lifespan=lifespan,
+        telemetry=tracing.fastapi_telemetry(),
     )
     app.state.ready = False
     app.state.settings = settings
     app.state.metrics = metrics_
+    app.state.fetcher = UrlFetcher(UrlPolicy.from_settings(settings))
     install_error_handlers(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
@@ -78,11 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID", "traceparent"],
+            expose_headers=["X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
-    for module in (page, health, metrics, model_info, predict):
+    app.add_middleware(RequestIdMiddleware, tracer=tracing)  # outermost: every line and answer gets the id
+    for module in (page, health, metrics, model_info, predict, v2):
         app.include_router(module.router)
     return app
 

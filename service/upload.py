@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from core.errors import ClassifierError
 from service.errors import ApiError
+from service.fetch import ImageURL
 
 
 def _too_large(limit: int) -> ApiError:
@@ -99,8 +100,8 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
 
 
-async def read_one_image(request: Request, limit: int) -> bytes:
-    """The image of a /predict call: one multipart file, a JSON ``image``, or the raw body."""
+async def read_one_image(request: Request, limit: int) -> bytes | ImageURL:
+    """The image of a /predict call: one multipart file, a JSON ``image`` or ``url``, or the raw body."""
     kind = media_type(request)
     if kind == "multipart/form-data":
         one = ApiError(400, "missing_file", "send exactly one file, e.g. -F 'file=@photo.jpg' (or use /predict/batch)")
@@ -110,17 +111,23 @@ async def read_one_image(request: Request, limit: int) -> bytes:
         return files[0]
     if kind == "application/json":
         doc = await read_json(request, limit)
+        if isinstance(doc, dict) and "url" in doc and "image" not in doc:
+            return ImageURL(doc["url"])
         if not isinstance(doc, dict) or "image" not in doc:
-            raise ApiError(422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"}')
+            raise ApiError(
+                422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"} or {"url": "..."}'
+            )
         return decode_base64(doc["image"], "image")
     return await read_limited(request, limit)
 
 
-async def read_many_images(request: Request, limit: int, max_items: int) -> list[bytes | ClassifierError]:
+async def read_many_images(request: Request, limit: int, max_items: int) -> list[bytes | ClassifierError | ImageURL]:
     """The images of a /predict/batch call; a bad base64 item becomes that item's error."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        items: list[bytes | ClassifierError] = list(await read_files(request, limit, max_items, _too_many(max_items)))
+        items: list[bytes | ClassifierError | ImageURL] = list(
+            await read_files(request, limit, max_items, _too_many(max_items))
+        )
     elif kind == "application/json":
         doc = await read_json(request, limit)
         if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
@@ -139,7 +146,9 @@ def _too_many(max_items: int) -> ApiError:
     return ApiError(422, "too_many_images", f"at most {max_items} images per batch (MAX_BATCH_ITEMS)")
 
 
-def _try_base64(value: Any, where: str) -> bytes | ClassifierError:
+def _try_base64(value: Any, where: str) -> bytes | ClassifierError | ImageURL:
+    if isinstance(value, dict) and set(value) == {"url"}:
+        return ImageURL(value["url"])
     try:
         return decode_base64(value, where)
     except ApiError as exc:

@@ -20,7 +20,8 @@ BLUE_PNG = encode(Image.new("RGB", (40, 90), (20, 30, 230)), "PNG")
 
 def test_answer_shape_and_default_top_k(client: TestClient, red_jpeg: bytes) -> None:
     body = client.post("/predict", files={"file": ("a.jpg", red_jpeg, "image/jpeg")}).json()
-    assert set(body) == {"label", "confidence", "top_k", "model", "timing_ms"}
+    assert set(body) == {"label", "confidence", "unknown", "calibrated", "top_k", "model", "timing_ms"}
+    assert body["unknown"] is False and body["calibrated"] is False  # MIN_CONFIDENCE 0; the tiny model has no fit
     assert body["label"] == "red" and len(body["top_k"]) == 3
     assert all(isinstance(x["score"], float) for x in body["top_k"])
     assert abs(sum(x["score"] for x in body["top_k"]) - 1.0) < 1e-5

@@ -77,3 +77,20 @@ def test_page_shows_a_clear_error_for_a_non_image(browser: Browser, rgb_model_pa
             "document.getElementById('status').className === 'error' && document.getElementById('status').textContent"
         )
     assert "not an image format" in status
+
+
+@pytest.mark.browser
+def test_page_says_unknown_below_the_threshold(browser: Browser, rgb_model_path: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "pink.png"
+    Image.new("RGB", (120, 90), (200, 120, 140)).save(photo)
+    with serve(make_settings(rgb_model_path, min_confidence=0.99)) as url:
+        page = Page(browser, url + "/")
+        page.wait_for("document.getElementById('model').textContent.includes('tiny-rgb')")
+        page.set_files("#file", [photo])
+        label = page.wait_for(
+            "!document.getElementById('result').hidden && document.getElementById('label').textContent"
+        )
+        bars = page.evaluate("document.querySelectorAll('#bars .bar').length")
+        page.screenshot(Path(os.environ.get("PAGE_UNKNOWN_SCREENSHOT", tmp_path / "unknown.png")))
+    assert label.startswith("Unknown: no label reaches 99%") and "best guess red" in label
+    assert bars == 3  # the guesses are still shown
