@@ -7,6 +7,7 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 from core.cli import add_fields, opt
+from core.failures import prog_name
 
 
 @dataclass
@@ -33,5 +34,9 @@ class ExportConfig:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export", description="Export a checkpoint to a served-ready ONNX file.")
-    return add_fields(p, ExportConfig)
+    p = argparse.ArgumentParser(
+        prog=prog_name("export"), description="Export a checkpoint to a served-ready ONNX file."
+    )
+    add_fields(p, ExportConfig)
+    p.add_argument("--debug", action="store_true", help="show the full traceback when the command fails (or DEBUG=1)")
+    return p

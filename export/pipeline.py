@@ -34,6 +34,7 @@ from export.preprocess_parity import compare_preprocessing, failures
 from export.quantize import SETTINGS, gate, quantize_int8
 from export.samples import RunData, Sample, find_run_data, generated_samples, strip_sample
 from train.checkpoint import load_checkpoint, rebuild_model
+from train.errors import CheckpointError
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 PLOTS = ("reliability.png",)
@@ -216,6 +217,19 @@ def fp16_step(
     return figures
 
 
+def check_data_root(data_root: Path, run: RunData, real: list[Sample]) -> None:
+    """An explicit ``--data-root`` that cannot be used is an error, never a silent switch to generated images."""
+    if not data_root.is_dir():
+        raise ExportError(f"--data-root {data_root}: not a folder; pass the image folder the run was trained on")
+    if run.root is None:
+        raise ExportError(f"--data-root {data_root} cannot be used: {run.reason}")
+    if not real:
+        raise ExportError(
+            f"--data-root {data_root}: none of the run's test-split files (split.csv) are under it; "
+            "pass the folder that was given to `python -m train --data`"
+        )
+
+
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 100:.2f}%"
 
@@ -224,7 +238,10 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
     """Every step, writing into ``stage``; raise on the first failed check."""
     t0 = time.perf_counter()
     ckpt = load_checkpoint(cfg.checkpoint)
-    model = rebuild_model(ckpt)
+    try:
+        model = rebuild_model(ckpt)
+    except ValueError as exc:  # another architecture's weights, an unknown arch
+        raise CheckpointError(f"{cfg.checkpoint}: {exc}") from exc
     contract = contract_from_checkpoint(ckpt, cfg.name or cfg.out.resolve().name, cfg.version)
     proto = export_onnx(model, (contract.input.channels, contract.input.height, contract.input.width), cfg.opset)
     if not has_dynamic_batch(proto):
@@ -233,6 +250,8 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
         model_hook(model)
     run = find_run_data(ckpt, cfg.checkpoint, cfg.data_root)
     real = run.samples("test", cfg.max_images)
+    if cfg.data_root is not None:
+        check_data_root(cfg.data_root, run, real)
     source = f"test split ({run.reason})" if real else f"generated ({run.reason})"
     parity = model_parity(model, proto, contract, real or generated_samples(N_GENERATED, cfg.seed), source, cfg)
     parity["preprocess"] = preprocess_parity(model, contract, real, cfg.seed)

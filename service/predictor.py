@@ -72,7 +72,9 @@ def answer(
         unknown=unknown,
         calibrated=model.contract.calibration is not None,
         top_k=ranked,
-        model=ModelRef(name=meta.get("name"), version=meta.get("version")),
+        model=ModelRef(
+            name=meta.get("name"), version=meta.get("version"), precision=model.precision, sha256=model.sha256
+        ),
         timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()},
     )
 

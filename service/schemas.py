@@ -15,6 +15,8 @@ class ScoredLabel(BaseModel):
 class ModelRef(BaseModel):
     name: str | None
     version: str | None
+    precision: str | None = Field(None, description="fp32, int8 or fp16, from the model's metadata")
+    sha256: str = Field("", description="sha256 of the served file: tells two files of one run apart")
 
 
 class Prediction(BaseModel):
@@ -36,6 +38,22 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class BatchItem(BaseModel):
+    """Which input a batch answer belongs to, as the client named it."""
+
+    index: int = Field(description="position in the request, from 0")
+    field: str = Field(description="the multipart field name, or images[i] for a JSON batch")
+    filename: str | None = Field(None, description="the multipart file name, when the client sent one")
+
+
+class BatchPrediction(Prediction):
+    item: BatchItem
+
+
+class BatchError(ErrorBody):
+    item: BatchItem
 
 
 class RefusalDetail(ErrorDetail):
@@ -110,6 +128,10 @@ class ModelInfo(BaseModel):
     version: str | None
     arch: str | None
     created: str | None
+    precision: str | None = Field(None, description="fp32, int8 or fp16, from the model's metadata")
+    opset: int | None = Field(None, description="ONNX opset recorded by export")
+    file: str = Field("", description="the served file's name (MODEL_PATH without its folder)")
+    sha256: str = Field("", description="sha256 of the served file")
     labels: list[str]
     input: InputInfo
     preprocess: PreprocessInfo

@@ -9,6 +9,7 @@ unpadded shards ``rank, rank + world, ...`` so summed counts are exact.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -19,17 +20,25 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Subs
 from core.contract import PreprocessSpec
 from train.config import TrainConfig
 from train.data import SplitData
+from train.datacheck import check_dataset
 from train.distributed import Dist, rank0_first
 from train.sources import source_for
 from train.transforms import eval_transform, train_transform
 
 
 def prepare_data(cfg: TrainConfig, info: Dist) -> SplitData:
-    """The source named by ``--data``, split into ``cfg.out/split.csv`` (rank 0 writes, the others read)."""
+    """The source named by ``--data``, split into ``cfg.out/split.csv`` (rank 0 writes, the others read).
+
+    Data too small to measure anything is refused here, before a model is built.
+    """
     cfg.out.mkdir(parents=True, exist_ok=True)
     with rank0_first(info):
         reuse = cfg.resume or not info.is_main
-        return source_for(cfg.data).prepare(cfg, reuse, cfg.progress and info.is_main)
+        data = source_for(cfg.data).prepare(cfg, reuse, cfg.progress and info.is_main)
+    for warning in check_dataset(data, cfg.min_per_class):
+        if info.is_main:
+            logging.getLogger("train").warning("%s", warning)
+    return data
 
 
 def preprocess_spec(cfg: TrainConfig) -> PreprocessSpec:
