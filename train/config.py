@@ -44,13 +44,24 @@ class TrainConfig:
         choices=["auto", "bf16", "fp16", "off"],
     )
     channels_last: bool = opt(True, "keep NCHW memory format on CUDA", flag="--no-channels-last")
-    workers: int = opt(-1, "DataLoader workers per process (-1: sized to the machine)")
+    workers: int = opt(-1, "DataLoader workers per process (-1: the CPUs this process may use, minus one)")
     scan_workers: int = opt(-1, "processes checking image files (-1: all cores)")
     resume: bool = opt(False, "continue from OUT/last.pt")
     download: bool = opt(
         True, "fashion-mnist: fail instead of downloading when the files are missing", flag="--no-download"
     )
     synthetic_per_class: int = opt(30, "synthetic: images per class")
+    # The input path (docs/training.md, "GPU input path").
+    loader: str = opt(
+        "auto",
+        "training input: gpu (workers read bytes; JPEG decode and augmentation batched on the device), "
+        "cpu (workers decode and augment); auto: gpu on CUDA for image folders, else cpu",
+        choices=["auto", "cpu", "gpu"],
+    )
+    prefetch: int = opt(4, "batches each DataLoader worker prepares ahead")
+    synthetic_size: str | None = opt(
+        None, "synthetic: image size WxH, each side drawn within +-10%% (400x300: Animals-10's); unset: 80-160 px"
+    )
     progress: bool = opt(True, "no progress bars", flag="--no-progress")
 
     @property
