@@ -110,9 +110,9 @@ def sample_params(rng: random.Random, size: tuple[int, int], recipe: Recipe) -> 
 def apply_to_pil(img: Image.Image, p: AugParams, recipe: Recipe) -> Image.Image:
     """The recipe's Pillow operations with given parameters (what ``T.Compose`` of the three does)."""
     if recipe.rotation:
-        img = F.rotate(img, p.angle, InterpolationMode.NEAREST, fill=[0.0])  # type: ignore[arg-type]
-    img = F.resized_crop(img, p.top, p.left, p.height, p.width, list(recipe.crop), InterpolationMode.BILINEAR)  # type: ignore[arg-type]
-    return F.hflip(img) if p.flip else img  # type: ignore[arg-type,return-value]
+        img = F.rotate(img, p.angle, InterpolationMode.NEAREST, fill=[0.0])
+    img = F.resized_crop(img, p.top, p.left, p.height, p.width, list(recipe.crop), InterpolationMode.BILINEAR)
+    return F.hflip(img) if p.flip else img
 
 
 class RecipeTransform:

@@ -90,9 +90,14 @@ class BatchAugment:
     """Decoded images + parameter rows -> the normalised training batch, on their device."""
 
     def __init__(
-        self, recipe: Recipe, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
+        self,
+        recipe: Recipe,
+        mean: Sequence[float],
+        std: Sequence[float],
+        channels_last: bool = False,
+        budget: int = PIXEL_BUDGET,
     ) -> None:
-        self.recipe, self.channels_last = recipe, channels_last
+        self.recipe, self.channels_last, self.budget = recipe, channels_last, budget
         # x / 255, then (x - mean) / std, folded into one multiply-add per channel
         self.scale = [1.0 / (255.0 * s) for s in std]
         self.shift = [m / s for m, s in zip(mean, std, strict=True)]
@@ -101,7 +106,7 @@ class BatchAugment:
     def __call__(self, images: Sequence[torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
         """``images``: (3, H, W) uint8; ``rows``: (B, 8) float32 of ``gpu_decode.ROW``, on the images' device."""
         parts = []
-        for part in chunks([(im.shape[1], im.shape[2]) for im in images]):
+        for part in chunks([(im.shape[1], im.shape[2]) for im in images], self.budget):
             sub = rows[part.start : part.stop]
             canvas = rotate(_canvas([images[i] for i in part]), sub[:, 0], sub[:, 6], sub[:, 7])
             parts.append(crop_resize(canvas, sub, self.recipe.crop))
