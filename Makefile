@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SPY := $(SERVE_VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 
-.PHONY: help venv serve-venv browser-deps demo test test-full test-serve lint train train-ddp export serve bench image-serve image-train clean
+.PHONY: help venv serve-venv browser-deps demo test test-full test-serve lint train train-ddp export serve bench bench-train image-serve image-train clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ serve: venv  ## serve MODEL_PATH (default artifacts/demo/model.onnx) on :8000
 
 bench: venv  ## print serving and export benchmarks
 	$(PY) -m bench
+
+bench-train: venv  ## training img/s, loader / model / end to end: make bench-train BENCH_ARGS="--loader cpu,gpu"
+	$(PY) -m bench.train_bench $(BENCH_ARGS)
 
 image-serve:  ## docker build the serve image (needs a Docker engine): make image-serve MODEL=artifacts/demo/model.onnx
 	docker build -f Dockerfile.serve $(if $(MODEL),--build-arg MODEL=$(MODEL)) -t image-classifier:dev .
