@@ -2,15 +2,18 @@
 
 A DataLoader worker reads a training file, looks at its JPEG header (Pillow
 parses the markers without decoding), and draws the sample's augmentation
-parameters (``train/augment.py``). Baseline and progressive YCbCr JPEGs go to
-the device as bytes and are decoded there in one call per batch
-(``torchvision.io.decode_jpeg`` with a list: nvJPEG on CUDA, libjpeg-turbo on a
-CPU). Every other file takes the project's one decode rule
-(``core.imaging.load_image``) in the worker, so it is decoded exactly as the
-CPU path and the service decode it: PNG and other formats, grayscale and CMYK
-JPEGs, JPEGs stored as RGB rather than YCbCr, and JPEGs whose EXIF orientation
-the rule would apply. A JPEG the device decoder still rejects is decoded by the
-same rule, one file at a time. Each route is counted (``DecodeCounts``).
+parameters (``train/augment.py``). Baseline YCbCr JPEGs go to the device as
+bytes and are decoded there in one call per batch (``torchvision.io.decode_jpeg``
+with a list: nvJPEG on CUDA, libjpeg-turbo on a CPU). Every other file takes
+the project's one decode rule (``core.imaging.load_image``) in the worker, so
+it is decoded exactly as the CPU path and the service decode it: PNG and other
+formats, grayscale and CMYK JPEGs, JPEGs stored as RGB rather than YCbCr,
+JPEGs whose EXIF orientation the rule would apply (torchvision applies EXIF
+orientation on the CPU only), and progressive JPEGs (torchvision decodes those
+one at a time with host-side Huffman decoding and a stream sync each, slower
+than the workers in parallel). A JPEG the device decoder still rejects is
+decoded by the same rule, one file at a time. Each route is counted
+(``DecodeCounts``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from train.data import MAX_PIXELS, Entry
 DEVICE = "device"  # decoded by the device decoder; every other route is a reason for the CPU rule
 REJECTED = "device-rejected"
 ROW = (*PARAMS, "image_height", "image_width")  # one sample's row of RawBatch.params
-ROUTES = (DEVICE, "not-jpeg", "grayscale", "cmyk", "rgb-jpeg", "exif-orientation", REJECTED)
+ROUTES = (DEVICE, "not-jpeg", "grayscale", "cmyk", "rgb-jpeg", "exif-orientation", "progressive", REJECTED)
 _EXIF_ORIENTATION = 0x0112
 _RGB_COMPONENT_IDS = [ord("R"), ord("G"), ord("B")]
 
@@ -47,6 +50,7 @@ def device_route(raw: bytes) -> tuple[str, tuple[int, int] | None]:
             adobe_rgb = img.info.get("adobe_transform") == 0 and "adobe" in img.info
             ids = [layer[0] for layer in getattr(img, "layer", [])]
             orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if "exif" in img.info else 1
+            progressive = bool(img.info.get("progressive"))
     except Exception:  # not a JPEG, or a header Pillow cannot parse: the CPU rule decides
         return "not-jpeg", None
     if mode == "L":
@@ -57,6 +61,8 @@ def device_route(raw: bytes) -> tuple[str, tuple[int, int] | None]:
         return "rgb-jpeg", size
     if orientation not in (0, 1):
         return "exif-orientation", size
+    if progressive:
+        return "progressive", size
     return DEVICE, size
 
 
@@ -180,15 +186,19 @@ class DeviceDecoder:
 
     def _decode_all(self, jpegs: list[torch.Tensor]) -> list[torch.Tensor | None]:
         """The whole list in one call; if that fails, file by file, None for each file the decoder rejects."""
+        if self.device.type == "cuda":
+            # torchvision allocates the outputs on this thread's stream but writes them from its own stream,
+            # which does not wait for ours: let our queued kernels finish before their freed memory is reused.
+            torch.cuda.current_stream(self.device).synchronize()
         try:
             return list(self.decode(jpegs, mode=ImageReadMode.RGB, device=self.device))
-        except RuntimeError:
+        except Exception:  # one bad stream fails torchvision's whole call
             return [self._decode_one(j) for j in jpegs]
 
     def _decode_one(self, jpeg: torch.Tensor) -> torch.Tensor | None:
         try:
             return self.decode([jpeg], mode=ImageReadMode.RGB, device=self.device)[0]
-        except RuntimeError:
+        except Exception:
             return None
 
     def _rule(self, jpeg: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ def kinds(size: tuple[int, int] = (48, 36), seed: int = 0) -> dict[str, bytes]:
 
 ROUTE = {
     "baseline": "device",
-    "progressive": "device",
+    "progressive": "progressive",
     "exif-upright": "device",
     "png": "not-jpeg",
     "grayscale": "grayscale",
