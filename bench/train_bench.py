@@ -169,6 +169,11 @@ def device_name(device: torch.device) -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
+def rate(v: float) -> str:
+    """Whole images/s where that is precise enough (a GPU's thousands), three digits below 100 (a CPU's VGG16)."""
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
 def table(result: dict[str, Any]) -> str:
     a = result["args"]
     first = result["rows"][0]
@@ -187,8 +192,8 @@ def table(result: dict[str, Any]) -> str:
         for mode in a["modes"]:
             m = row[mode]
             lines.append(
-                f"| {row['loader']} (workers {row['workers']}) | {MODES[mode]} | {row['loader_only']:,.0f} | "
-                f"{m['model_only']:,.0f} | {m['end_to_end']:,.0f} | {m['ratio']:.2f} |"
+                f"| {row['loader']} (workers {row['workers']}) | {MODES[mode]} | {rate(row['loader_only'])} | "
+                f"{rate(m['model_only'])} | {rate(m['end_to_end'])} | {m['ratio']:.2f} |"
             )
     for row in result["rows"]:
         if "decodes" in row:
