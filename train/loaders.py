@@ -133,14 +133,36 @@ def make_loaders(cfg: TrainConfig, data: SplitData, spec: PreprocessSpec, info: 
         "pin_memory": prec.device.type == "cuda",
         "prefetch_factor": cfg.prefetch if workers > 0 else None,
     }
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train, sampler = _train_input(cfg, data, spec, info, prec, kind, gen, common)
     source = source_for(cfg.data)
+
+    def shard(split: str, persistent: bool) -> DataLoader:
+        ds = source.dataset(data, split, eval_transform(spec))
+        ds = Subset(ds, range(info.rank, len(ds), info.world_size)) if info.enabled else ds
+        return DataLoader(ds, shuffle=False, persistent_workers=persistent and workers > 0, **common)
+
+    # Validation runs every epoch (its workers persist); test once, at the end.
+    return Loaders(train, shard("val", True), shard("test", False), gen, sampler, kind, workers)
+
+
+def _train_input(
+    cfg: TrainConfig,
+    data: SplitData,
+    spec: PreprocessSpec,
+    info: Dist,
+    prec: Precision,
+    kind: str,
+    gen: torch.Generator,
+    common: dict[str, Any],
+) -> tuple[DataLoader | DeviceBatches, EpochSampler]:
+    """The training batches of either path, and the sampler that tells the workers the epoch."""
     recipe = recipe_for(spec, cfg.rotation, cfg.hflip, cfg.crop_scale)
     if kind == "gpu":
         train_ds: Any = RawImages(data.root, data.split_entries("train"), recipe, cfg.seed)
     else:
         transform = RecipeTransform(recipe, spec.mean, spec.std)
-        train_ds = SeededSamples(source.dataset(data, "train", transform), transform, cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+        train_ds = SeededSamples(source_for(cfg.data).dataset(data, "train", transform), transform, cfg.seed)
     inner = (
         DistributedSampler(train_ds, info.world_size, info.rank, shuffle=True, seed=cfg.seed)
         if info.enabled
@@ -150,23 +172,15 @@ def make_loaders(cfg: TrainConfig, data: SplitData, spec: PreprocessSpec, info: 
     # Persistent workers: augmentation is drawn from (seed, epoch, index), never from a worker's RNG, so
     # workers that live across epochs (and a resume) change nothing. The loader's own generator only
     # seeds those unused worker RNGs; it is not the shuffle's, which would then draw differently after a resume.
-    train_loader = DataLoader(
+    loader = DataLoader(
         train_ds,
         sampler=sampler,
         generator=torch.Generator().manual_seed(cfg.seed),
-        persistent_workers=workers > 0,
+        persistent_workers=common["num_workers"] > 0,
         collate_fn=collate_raw if kind == "gpu" else None,
         **common,
     )
-    train: DataLoader | DeviceBatches = train_loader
-    if kind == "gpu":
-        augment = BatchAugment(recipe, spec.mean, spec.std, prec.channels_last)
-        train = DeviceBatches(train_loader, DeviceDecoder(prec.device), augment)
-
-    def shard(split: str, persistent: bool) -> DataLoader:
-        ds = source.dataset(data, split, eval_transform(spec))
-        ds = Subset(ds, range(info.rank, len(ds), info.world_size)) if info.enabled else ds
-        return DataLoader(ds, shuffle=False, persistent_workers=persistent and workers > 0, **common)
-
-    # Validation runs every epoch (its workers persist); test once, at the end.
-    return Loaders(train, shard("val", True), shard("test", False), gen, sampler, kind, workers)
+    if kind == "cpu":
+        return loader, sampler
+    augment = BatchAugment(recipe, spec.mean, spec.std, prec.channels_last)
+    return DeviceBatches(loader, DeviceDecoder(prec.device), augment), sampler
