@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SPY := $(SERVE_VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 
-.PHONY: help venv serve-venv browser-deps demo test test-full test-serve lint train train-ddp export serve bench bench-train image-serve image-train clean
+.PHONY: help venv serve-venv browser-deps prometheus-deps demo test test-full test-serve lint train train-ddp export serve bench bench-train image-serve image-train clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ demo: venv  ## train on synthetic data, export, and serve on :8000
 	@echo
 	MODEL_PATH=artifacts/demo/model.onnx $(PY) -m service
 
-test: venv serve-venv browser-deps lint test-full test-serve  ## create both environments, lint, run every test
+test: venv serve-venv browser-deps prometheus-deps lint test-full test-serve  ## create both environments, lint, run every test
 
 # The page test drives Debian's Chromium. Installed when we can (root + apt-get);
 # otherwise those tests skip and say why.
@@ -45,6 +45,19 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
 		|| echo "chromium could not be installed: browser tests will skip"; \
 	else echo "no chromium and not root: browser tests will skip"; fi
+
+# promtool checks and unit-tests the alert rules; one test runs a real Prometheus against the
+# service. Debian's prometheus package provides both. Installed when we can (root + apt-get);
+# otherwise those tests skip and say why, except on CI (CI set), where they fail. The tests
+# start their own Prometheus, so the daemon the package starts is stopped again.
+prometheus-deps:
+	@if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus for the rules and scrape tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus >/dev/null || echo "prometheus could not be installed: its tests will skip"; \
+		{ systemctl disable --now prometheus || invoke-rc.d prometheus stop; } >/dev/null 2>&1 || true; \
+	else echo "no prometheus/promtool and not root: the Prometheus tests will skip"; fi
 
 test-full:
 	$(PY) -m pytest

@@ -112,7 +112,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]:
+def start_service(
+    model: Path, port: int, args: argparse.Namespace, extra_env: dict[str, str] | None = None, stderr: Any = None
+) -> tuple[subprocess.Popen, float]:
     env = {
         **os.environ,
         "MODEL_PATH": str(model),
@@ -121,11 +123,12 @@ def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[sub
         "LOG_LEVEL": "warning",
         "MAX_BATCH_SIZE": str(args.max_batch_size),
         "BATCH_WAIT_MS": str(args.batch_wait_ms),
+        **(extra_env or {}),
     }
     import httpx
 
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=stderr)
     while time.perf_counter() - start < 120:
         if proc.poll() is not None:
             raise RuntimeError(f"the service exited with {proc.returncode}")

@@ -11,6 +11,7 @@ Keys may be added to the JSON; the ones parsed here keep their meaning.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, cast
 
@@ -110,8 +111,48 @@ class OutputSpec:
         return cls(name=str(d["name"]), kind=str(d.get("kind", "logits")))
 
 
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Temperature scaling fitted at export: the served probabilities are ``softmax(logits / temperature)``.
+
+    The figures say how far it was proven (expected calibration error before and
+    after, on which images); a model exported before calibration existed has no
+    such section and serves with temperature 1.
+    """
+
+    temperature: float = 1.0
+    method: str = "temperature"
+    fitted_on: str = ""  # e.g. "validation split (2618 images)"
+    n: int = 0
+    bins: int = 15
+    ece_before: float | None = None
+    ece_after: float | None = None
+    nll_before: float | None = None
+    nll_after: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationSpec:
+        def number(key: str) -> float | None:
+            return None if d.get(key) is None else float(d[key])
+
+        return cls(
+            temperature=float(d.get("temperature", 1.0)),
+            method=str(d.get("method", "temperature")),
+            fitted_on=str(d.get("fitted_on", "")),
+            n=int(d.get("n", 0)),
+            bins=int(d.get("bins", 15)),
+            ece_before=number("ece_before"),
+            ece_after=number("ece_after"),
+            nll_before=number("nll_before"),
+            nll_after=number("nll_after"),
+        )
+
+
 _SECTIONS = ("model", "training", "parity")  # free-form dicts of facts about the model
-_KNOWN = {"labels", "input", "preprocess", "output", "schema_version", *_SECTIONS}
+_KNOWN = {"labels", "input", "preprocess", "output", "calibration", "schema_version", *_SECTIONS}
 
 
 @dataclass(frozen=True)
@@ -123,6 +164,7 @@ class ModelContract:
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    calibration: CalibrationSpec | None = None  # absent in models exported before calibration: temperature 1
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept as they are
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +176,8 @@ class ModelContract:
             **{s: _plain(getattr(self, s)) for s in _SECTIONS},
             "schema_version": SCHEMA_VERSION,
         }
+        if self.calibration is not None:
+            doc["calibration"] = self.calibration.to_dict()
         return {**self.extra, **doc}
 
     @classmethod
@@ -144,8 +188,14 @@ class ModelContract:
             preprocess=PreprocessSpec.from_dict(doc["preprocess"]),
             output=OutputSpec.from_dict(doc["output"]),
             **{s: dict(doc.get(s) or {}) for s in _SECTIONS},
+            calibration=CalibrationSpec.from_dict(doc["calibration"]) if doc.get("calibration") else None,
             extra={k: v for k, v in doc.items() if k not in _KNOWN},
         )
+
+    @property
+    def temperature(self) -> float:
+        """What logits are divided by before the softmax (1 when the model was never calibrated)."""
+        return self.calibration.temperature if self.calibration is not None else 1.0
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -179,5 +229,9 @@ def validate(c: ModelContract) -> None:
         raise ContractError("preprocess std must be positive")
     if c.preprocess.crop != (c.input.height, c.input.width):
         raise ContractError("preprocess.crop must equal (input.height, input.width)")
+    if not (math.isfinite(c.temperature) and c.temperature > 0):
+        raise ContractError(f"calibration.temperature must be a positive number, got {c.temperature!r}")
+    if c.calibration is not None and c.output.kind != "logits":
+        raise ContractError("calibration needs an output of kind logits")
     if c.preprocess.interpolation != "bilinear":
         raise ContractError(f"unsupported interpolation {c.preprocess.interpolation!r}")

@@ -35,9 +35,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     HEIF = False
 
 Image.init()
-# EPS would shell out to Ghostscript and PDF/PS are documents: never open them.
-_REFUSED_FORMATS = {"EPS", "PDF", "PSD", "XVTHUMB"}
-ALLOWED_FORMATS = tuple(sorted(f for f in Image.OPEN if f not in _REFUSED_FORMATS))
+# The formats decoded and listed in /v1/model, each proven by a test image that decodes
+# (tests/service/test_formats.py). Pillow identifies more, but some never decode (MPEG
+# only identifies; BUFR, GRIB, HDF5 and WMF need handlers that are not installed), EPS
+# would shell out to Ghostscript, PDF/PSD are documents, and the rest are no camera's
+# output: every other format is refused as "not an image" before any plugin parses it.
+_DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "GIF", "BMP", "TIFF", "ICO", "JPEG2000", "PPM", "QOI")
+ALLOWED_FORMATS = tuple(f for f in _DECODED_FORMATS if f in Image.OPEN)  # AVIF/HEIF where the plugin is present
 
 # Past this many resized pixels (about what a decoded 12 MP photo holds), resize
 # only the centre window (Pillow's ``box``) instead of the whole image: a 20000x2

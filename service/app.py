@@ -11,13 +11,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from core.imaging import DecodeOptions
-from core.model import LoadedModel, load_model
+from core.model import LoadedModel
 from service.batcher import MicroBatcher
 from service.errors import install_error_handlers
+from service.fetch import UrlFetcher, UrlPolicy
 from service.metrics import Metrics, MetricsMiddleware
 from service.predictor import Predictor
-from service.routes import health, metrics, model_info, page, predict
+from service.process_metrics import register_process_metrics
+from service.request_id import RequestIdMiddleware
+from service.routes import health, metrics, model_info, page, predict, preview, v2
+from service.routes.docs import install_docs
 from service.settings import Settings
+from service.startup import describe, open_model, startup_fields
+from service.tracing import Tracing
 
 log = logging.getLogger("service")
 
@@ -33,44 +39,51 @@ def build_predictor(model: LoadedModel, settings: Settings, metrics_: Metrics) -
     return Predictor(model, options, settings.decoders, batcher, metrics_)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; ``settings`` default to the environment, read once, here."""
+def create_app(
+    settings: Settings | None = None, tracing: Tracing | None = None, model: LoadedModel | None = None
+) -> FastAPI:
+    """Build the app; ``settings`` default to the environment, read once, here.
+
+    ``tracing`` defaults to OTLP export when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, else none.
+    ``model``: already loaded and warmed up (``python -m service`` opens it first, to
+    refuse an unusable file in one line); otherwise the lifespan opens it.
+    """
     settings = settings or Settings()
+    tracing = tracing or Tracing.from_settings(settings)
     metrics_ = Metrics()
+    register_process_metrics(metrics_.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings
         app.state.ready = False
-        model = await run_in_threadpool(load_model, s.model_path, s.threads, s.providers.split(","), s.ort_spinning)
-        await run_in_threadpool(model.warm_up, s.warmup_rounds)
-        app.state.model = model
-        app.state.predictor = predictor = build_predictor(model, s, metrics_)
+        served = model if model is not None else await run_in_threadpool(open_model, s)
+        app.state.model = served
+        app.state.predictor = predictor = build_predictor(served, s, metrics_)
         predictor.batcher.start()
         app.state.ready = True
-        log.info(
-            "model %s ready (load %.2fs, warm-up %.2fs, %d onnxruntime threads)",
-            s.model_path,
-            model.load_seconds,
-            model.warmup_seconds,
-            s.threads,
-        )
+        log.info("%s", describe(served, s), extra={"fields": startup_fields(served, s)})
         try:
             yield
         finally:
             app.state.ready = False
             await predictor.batcher.stop()
             predictor.close()
+            tracing.shutdown()
 
     app = FastAPI(
         title="Image classifier",
         version="0.2.0",
         description="Send an image in any common format and form; get the top-k labels as JSON.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from service/routes/docs.py, without a CDN
+        redoc_url=None,
+        telemetry=tracing.fastapi_telemetry(),
     )
     app.state.ready = False
     app.state.settings = settings
     app.state.metrics = metrics_
+    app.state.fetcher = UrlFetcher(UrlPolicy.from_settings(settings))
     install_error_handlers(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # no cookies are used, so credentials stay off; the API key travels in a header
@@ -78,12 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID", "traceparent"],
+            expose_headers=["X-Request-ID"],
             max_age=600,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics_)
-    for module in (page, health, metrics, model_info, predict):
+    app.add_middleware(RequestIdMiddleware, tracer=tracing)  # outermost: every line and answer gets the id
+    for module in (page, health, metrics, model_info, predict, preview, v2):
         app.include_router(module.router)
+    install_docs(app)
     return app
 
 

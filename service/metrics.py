@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -55,6 +56,21 @@ class Metrics:
         self.batch_seconds.observe(seconds)
 
 
+def route_label(scope: Scope) -> str:
+    """The route template that answered: FastAPI routes set ``route``; Starlette's own routes
+    (``/docs``, ``/openapi.json``) and mounts only set ``endpoint``, so look that up."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    endpoint = scope.get("endpoint")
+    for r in getattr(scope.get("app"), "routes", ()) if endpoint is not None else ():
+        if isinstance(r, Mount) and r.app is endpoint:
+            return r.path + "/{path}"
+        if getattr(r, "endpoint", None) is endpoint:
+            return r.path
+    return "unmatched"
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -77,7 +93,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_label(scope)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

@@ -7,6 +7,7 @@ Every field is an environment variable of the same name in capitals
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,7 +43,31 @@ class Settings(BaseSettings):
     )
     default_top_k: int = Field(3, gt=0, description="top_k when the query does not give one (capped at the labels)")
     warmup_rounds: int = Field(2, ge=0, description="dummy inferences at startup before /readyz turns green")
-    log_level: str = Field("info", description="uvicorn log level")
+    log_level: str = Field("info", description="log level of the service and uvicorn (debug also logs probes)")
+
+    # Operations (issue 16): log format and optional OpenTelemetry tracing.
+    log_format: Literal["auto", "json", "plain"] = Field(
+        "auto", description="json: one object per line; plain: for a terminal; auto: plain on a TTY, else json"
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); unset = no tracing"
+    )
+    otel_service_name: str = Field("image-classifier", description="service.name on exported spans")
+
+    # Answers a client can trust, and images by URL (issue 14).
+    min_confidence: float = Field(
+        0.0, ge=0, le=1, description='below this confidence the answer is "label": null, "unknown": true (0 = never)'
+    )
+    url_allowed_hosts: str = Field(
+        "",
+        description='hosts {"url": ...} may fetch from (comma-separated, *.example.com allowed); empty = URL input off',
+    )
+    url_allowed_networks: str = Field(
+        "", description="private/loopback/link-local networks (CIDR, comma-separated) URL fetches may still reach"
+    )
+    url_allow_http: bool = Field(False, description="also fetch plain http:// URLs (https only by default)")
+    url_connect_timeout_s: float = Field(3.0, gt=0, description="URL fetch: DNS + TCP/TLS connect timeout, seconds")
+    url_read_timeout_s: float = Field(10.0, gt=0, description="URL fetch: the whole response must arrive within this")
 
     @property
     def threads(self) -> int:

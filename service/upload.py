@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -21,6 +22,16 @@ from starlette.requests import ClientDisconnect
 
 from core.errors import ClassifierError
 from service.errors import ApiError
+from service.fetch import ImageURL
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One image of a request, with the name the client gave it (a batch answer echoes it)."""
+
+    data: bytes | ClassifierError | ImageURL  # a bad base64 item carries its own error; a URL is fetched later
+    field: str  # the multipart field name, or ``images[i]`` for JSON
+    filename: str | None = None
 
 
 def _too_large(limit: int) -> ApiError:
@@ -58,8 +69,8 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_files(request: Request, limit: int, max_files: int, too_many: ApiError) -> list[bytes]:
-    """Every file part of a multipart body, in order (field names do not matter)."""
+async def read_files(request: Request, limit: int, max_files: int, too_many: ApiError) -> list[Upload]:
+    """Every file part of a multipart body, in order (any field names), with its field and file name."""
     parser = MultiPartParser(request.headers, limited_stream(request, limit), max_files=max_files, max_fields=100)
     try:
         form = await parser.parse()
@@ -67,9 +78,9 @@ async def read_files(request: Request, limit: int, max_files: int, too_many: Api
         if exc.message.startswith("Too many files"):
             raise too_many from exc
         raise ApiError(400, "bad_multipart", f"the multipart body is malformed: {exc.message}") from exc
-    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    files = [(k, v) for k, v in form.multi_items() if isinstance(v, UploadFile)]
     try:
-        return [await f.read() for f in files]
+        return [Upload(await f.read(), field, f.filename) for field, f in files]
     finally:
         await form.close()
 
@@ -99,37 +110,48 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
 
 
-async def read_one_image(request: Request, limit: int) -> bytes:
-    """The image of a /predict call: one multipart file, a JSON ``image``, or the raw body."""
+async def read_one_image(request: Request, limit: int) -> bytes | ImageURL:
+    """The image of a /predict call: one multipart file, a JSON ``image`` or ``url``, or the raw body."""
     kind = media_type(request)
     if kind == "multipart/form-data":
         one = ApiError(400, "missing_file", "send exactly one file, e.g. -F 'file=@photo.jpg' (or use /predict/batch)")
         files = await read_files(request, limit, max_files=1, too_many=one)
         if len(files) != 1:
             raise one
-        return files[0]
+        data = files[0].data
+        if not isinstance(data, bytes):  # not reached: multipart parts are bytes
+            raise ApiError(400, "bad_multipart", "the file part could not be read")
+        return data
     if kind == "application/json":
         doc = await read_json(request, limit)
+        if isinstance(doc, dict) and "url" in doc and "image" not in doc:
+            return ImageURL(doc["url"])
         if not isinstance(doc, dict) or "image" not in doc:
-            raise ApiError(422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"}')
+            raise ApiError(
+                422, "invalid_parameters", 'the JSON body must be {"image": "<base64 or data: URI>"} or {"url": "..."}'
+            )
         return decode_base64(doc["image"], "image")
     return await read_limited(request, limit)
 
 
-async def read_many_images(request: Request, limit: int, max_items: int) -> list[bytes | ClassifierError]:
+async def read_many_images(request: Request, limit: int, max_items: int) -> list[Upload]:
     """The images of a /predict/batch call; a bad base64 item becomes that item's error."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        items: list[bytes | ClassifierError] = list(await read_files(request, limit, max_items, _too_many(max_items)))
+        items = await read_files(request, limit, max_items, _too_many(max_items))
     elif kind == "application/json":
         doc = await read_json(request, limit)
         if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
             raise ApiError(422, "invalid_parameters", 'the JSON body must be {"images": ["<base64>", ...]}')
         if len(doc["images"]) > max_items:
             raise _too_many(max_items)
-        items = [_try_base64(v, f"images[{i}]") for i, v in enumerate(doc["images"])]
+        items = [Upload(_try_base64(v, f"images[{i}]"), f"images[{i}]") for i, v in enumerate(doc["images"])]
     else:
-        raise ApiError(415, "unsupported_media_type", 'send multipart/form-data files or JSON {"images": [...]}')
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            'send multipart/form-data files (curl -F files=@a.jpg -F files=@b.jpg) or JSON {"images": [...]}',
+        )
     if not items:
         raise ApiError(422, "invalid_parameters", "the batch has no images")
     return items
@@ -139,7 +161,9 @@ def _too_many(max_items: int) -> ApiError:
     return ApiError(422, "too_many_images", f"at most {max_items} images per batch (MAX_BATCH_ITEMS)")
 
 
-def _try_base64(value: Any, where: str) -> bytes | ClassifierError:
+def _try_base64(value: Any, where: str) -> bytes | ClassifierError | ImageURL:
+    if isinstance(value, dict) and set(value) == {"url"}:
+        return ImageURL(value["url"])
     try:
         return decode_base64(value, where)
     except ApiError as exc:

@@ -29,6 +29,7 @@ from train.augment import EpochSampler, RecipeTransform, SeededSamples, recipe_f
 from train.batches import DeviceBatches
 from train.config import TrainConfig
 from train.data import SplitData
+from train.datacheck import check_dataset
 from train.distributed import Dist, rank0_first, sum_across
 from train.engine import Precision
 from train.gpu_augment import BatchAugment
@@ -40,11 +41,18 @@ log = logging.getLogger("train")
 
 
 def prepare_data(cfg: TrainConfig, info: Dist) -> SplitData:
-    """The source named by ``--data``, split into ``cfg.out/split.csv`` (rank 0 writes, the others read)."""
+    """The source named by ``--data``, split into ``cfg.out/split.csv`` (rank 0 writes, the others read).
+
+    Data too small to measure anything is refused here, before a model is built.
+    """
     cfg.out.mkdir(parents=True, exist_ok=True)
     with rank0_first(info):
         reuse = cfg.resume or not info.is_main
-        return source_for(cfg.data).prepare(cfg, reuse, cfg.progress and info.is_main)
+        data = source_for(cfg.data).prepare(cfg, reuse, cfg.progress and info.is_main)
+    for warning in check_dataset(data, cfg.min_per_class):
+        if info.is_main:
+            logging.getLogger("train").warning("%s", warning)
+    return data
 
 
 def preprocess_spec(cfg: TrainConfig) -> PreprocessSpec:

@@ -25,7 +25,7 @@ from train.data import SplitData
 from train.distributed import Dist, barrier, setup, sync_buffers, teardown
 from train.engine import Precision, evaluate, pick_precision, train_one_epoch
 from train.loaders import Loaders, make_loaders, prepare_data, preprocess_spec
-from train.models import build_model
+from train.models import build_model, check_arch_and_weights
 from train.report import build_report, describe, epoch_line, write_outputs
 
 log = logging.getLogger("train")
@@ -127,6 +127,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, info: Dist) -> dict[str, Any]:
+    check_arch_and_weights(cfg.arch, cfg.weights)  # before any image is read or generated
     seed_everything(cfg.seed, cfg.deterministic)
     wall = time.perf_counter()
     data = prepare_data(cfg, info)

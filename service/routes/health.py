@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.errors import ApiError
-from service.schemas import ErrorBody, Health, Readiness
+from service.schemas import Health, Readiness, Refusal
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +16,7 @@ def live() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": ErrorBody, "description": "still loading"}})
+@router.get("/readyz", responses={503: {"model": Refusal, "description": "still loading"}})
 def ready(request: Request) -> Readiness:
     """Readiness: the model is loaded and warmed up."""
     if not getattr(request.app.state, "ready", False):

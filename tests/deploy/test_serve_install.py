@@ -14,7 +14,9 @@ import pytest
 
 from tests.deploy.dockerfile import ROOT
 
-pytestmark = pytest.mark.slow
+# Install, test-runner install and the service suite each have their own 600 s limit below; the global
+# 300 s pytest timeout would cut the three short on a busy 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def pins(requirements: Path) -> dict[str, str]:
