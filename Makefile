@@ -10,7 +10,7 @@ TRAIN_IMAGE ?= image-classifier-train
 # Extra `docker build` flags, e.g. DOCKER_BUILD_FLAGS=--network=host where the engine has no bridge.
 DOCKER_BUILD_FLAGS ?=
 
-.PHONY: help venv serve-venv browser-deps prometheus-deps docker-deps demo test test-full test-serve test-images lint train train-ddp export serve bench image-serve image-train clean
+.PHONY: help venv serve-venv browser-deps prometheus-deps docker-deps demo test test-full test-serve test-images lint train train-ddp export serve bench bench-train image-serve image-train clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ serve: venv  ## serve MODEL_PATH (default artifacts/demo/model.onnx) on :8000
 
 bench: venv  ## print serving and export benchmarks
 	$(PY) -m bench
+
+bench-train: venv  ## training img/s, loader / model / end to end: make bench-train BENCH_ARGS="--loader cpu,gpu"
+	$(PY) -m bench.train_bench $(BENCH_ARGS)
 
 image-serve:  ## docker build the serve image (needs a Docker engine): make image-serve MODEL=artifacts/demo/model.onnx
 	docker build $(DOCKER_BUILD_FLAGS) -f Dockerfile.serve $(if $(MODEL),--build-arg MODEL=$(MODEL)) -t $(IMAGE) .
