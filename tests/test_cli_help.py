@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("bench", "--quick"),
         ("bench.export_bench", "--keep"),
         ("bench.serve_bench", "--model"),
+        ("bench.train_bench", "--loader"),
     ],
 )
 def test_help_prints_and_exits(module: str, expected: str, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ class TrainConfig:
         choices=["auto", "bf16", "fp16", "off"],
     )
     channels_last: bool = opt(True, "keep NCHW memory format on CUDA", flag="--no-channels-last")
-    workers: int = opt(-1, "DataLoader workers per process (-1: sized to the machine)")
+    workers: int = opt(-1, "DataLoader workers per process (-1: the CPUs this process may use, minus one)")
     scan_workers: int = opt(-1, "processes checking image files (-1: all cores)")
     resume: bool = opt(False, "continue from OUT/last.pt")
     download: bool = opt(
@@ -55,6 +55,17 @@ class TrainConfig:
     synthetic_per_class: int = opt(30, "synthetic: images per class")
     min_per_class: int = opt(
         MIN_PER_CLASS, "refuse classes with fewer images (val and test need some of each); 0 = allow, for experiments"
+    )
+    # The input path (docs/training.md, "GPU input path").
+    loader: str = opt(
+        "auto",
+        "training input: gpu (workers read bytes; JPEG decode and augmentation batched on the device), "
+        "cpu (workers decode and augment); auto: gpu on CUDA for image folders, else cpu",
+        choices=["auto", "cpu", "gpu"],
+    )
+    prefetch: int = opt(4, "batches each DataLoader worker prepares ahead")
+    synthetic_size: str | None = opt(
+        None, "synthetic: image size WxH, each side drawn within +-10%% (400x300: Animals-10's); unset: 80-160 px"
     )
     progress: bool = opt(True, "no progress bars", flag="--no-progress")
 
