@@ -5,8 +5,12 @@ SERVE_VENV := .venv-serve
 PY := $(VENV)/bin/python
 SPY := $(SERVE_VENV)/bin/python
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
+IMAGE ?= image-classifier:dev
+TRAIN_IMAGE ?= image-classifier-train
+# Extra `docker build` flags, e.g. DOCKER_BUILD_FLAGS=--network=host where the engine has no bridge.
+DOCKER_BUILD_FLAGS ?=
 
-.PHONY: help venv serve-venv browser-deps demo test test-full test-serve lint train train-ddp export serve bench image-serve image-train clean
+.PHONY: help venv serve-venv system-deps browser-deps prometheus-deps docker-deps demo test test-full test-serve test-images lint train train-ddp export serve bench bench-robustness bench-train image-serve image-train clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -16,13 +20,17 @@ $(VENV)/.stamp: requirements-train.txt requirements-serve.txt requirements-dev.t
 	$(PY) -m pip install $(PIP_FLAGS) -q -r requirements-train.txt -r requirements-dev.txt
 	touch $@
 
-$(SERVE_VENV)/.stamp: requirements-serve.txt requirements-dev.txt
-	$(PYTHON) -m venv $(SERVE_VENV)
-	$(SPY) -m pip install $(PIP_FLAGS) -q -r requirements-serve.txt -r requirements-dev.txt
+# Built by the serve image's own install script (no pip, no test suites, no onnxruntime tools),
+# then the test runner is added from outside: `make test-serve` runs the service tests in what the
+# image holds.
+$(SERVE_VENV)/.stamp: requirements-serve.txt requirements-dev.txt deploy/serve-install.sh
+	rm -rf $(SERVE_VENV)
+	PYTHON=$(PYTHON) bash deploy/serve-install.sh $(SERVE_VENV) requirements-serve.txt
+	$(PYTHON) -m pip --python $(SPY) install $(PIP_FLAGS) -q -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.stamp  ## full environment: train + export + serve + tests
-serve-venv: $(SERVE_VENV)/.stamp  ## serve-only environment (no torch), as in the serve image
+serve-venv: $(SERVE_VENV)/.stamp  ## serve-only environment (no torch), installed as the serve image installs it
 
 demo: venv  ## train on synthetic data, export, and serve on :8000
 	$(PY) -m train --data synthetic --out runs/demo --no-progress
@@ -34,23 +42,42 @@ demo: venv  ## train on synthetic data, export, and serve on :8000
 	@echo
 	MODEL_PATH=artifacts/demo/model.onnx $(PY) -m service
 
-test: venv serve-venv browser-deps lint test-full test-serve  ## create both environments, lint, run every test
+test: venv serve-venv system-deps lint test-full test-serve  ## create both environments, lint, run every test
 
-# The page test drives Debian's Chromium. Installed when we can (root + apt-get);
-# otherwise those tests skip and say why.
-browser-deps:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+# Debian packages that some tests drive: chromium (the page and /docs in a real browser), prometheus
+# and promtool (alert rules and a real scrape), docker.io and mmdebstrap (the images on a private
+# engine). One apt-get run installs whichever are missing, when we are root; otherwise those tests
+# skip and say why, except on CI (CI set, as .ci/run does), where they fail. The tests start their
+# own daemons, so the ones the packages start are stopped again.
+system-deps:  ## Debian packages for the browser, Prometheus and image tests (root + apt-get)
+	@want=""; lean=""; \
+	command -v chromium >/dev/null 2>&1 || want="$$want chromium"; \
+	command -v dockerd >/dev/null 2>&1 || want="$$want docker.io"; \
+	command -v mmdebstrap >/dev/null 2>&1 || want="$$want mmdebstrap"; \
+	{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || lean="prometheus"; \
+	if [ -z "$$want$$lean" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's chromium for the browser test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
-		|| echo "chromium could not be installed: browser tests will skip"; \
-	else echo "no chromium and not root: browser tests will skip"; fi
+		echo "installing Debian's$$want $$lean for the browser, Prometheus and image tests"; \
+		apt-get update -qq || true; \
+		if [ -n "$$want" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$want >/dev/null \
+			|| echo "could not install$$want: their tests skip (and fail on CI)"; fi; \
+		if [ -n "$$lean" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$$lean >/dev/null || echo "could not install $$lean: its tests skip (and fail on CI)"; fi; \
+		{ systemctl disable --now prometheus docker.service docker.socket containerd.service \
+			|| { invoke-rc.d prometheus stop; invoke-rc.d docker stop; invoke-rc.d containerd stop; }; } \
+			>/dev/null 2>&1 || true; \
+	else echo "not root:$$want $$lean missing; the tests that need them skip"; fi
+
+browser-deps prometheus-deps docker-deps: system-deps  ## (names kept: each installs every system package)
 
 test-full:
 	$(PY) -m pytest
 
-test-serve:  ## the service tests again, in the torch-free environment
+test-serve:  ## the service tests again, in the torch-free environment the serve image holds
 	SERVE_ONLY=1 $(SPY) -m pytest tests/service
+
+test-images: venv system-deps  ## build the training image (6 GB), train and export in it (minutes)
+	$(PY) -m pytest -m train_image tests/deploy
 
 lint: venv  ## ruff (rules and formatting) and mypy
 	$(VENV)/bin/ruff check .
@@ -73,11 +100,16 @@ serve: venv  ## serve MODEL_PATH (default artifacts/demo/model.onnx) on :8000
 bench: venv  ## print serving and export benchmarks
 	$(PY) -m bench
 
+bench-robustness: venv  ## overload, slow clients, hostile bodies, SIGTERM (needs make bench's INT8 model)
+	$(PY) -m bench.robustness --model artifacts/bench-vgg16/model.int8.onnx
+bench-train: venv  ## training img/s, loader / model / end to end: make bench-train BENCH_ARGS="--loader cpu,gpu"
+	$(PY) -m bench.train_bench $(BENCH_ARGS)
+
 image-serve:  ## docker build the serve image (needs a Docker engine): make image-serve MODEL=artifacts/demo/model.onnx
-	docker build -f Dockerfile.serve $(if $(MODEL),--build-arg MODEL=$(MODEL)) -t image-classifier:dev .
+	docker build $(DOCKER_BUILD_FLAGS) -f Dockerfile.serve $(if $(MODEL),--build-arg MODEL=$(MODEL)) -t $(IMAGE) .
 
 image-train:  ## docker build the training image (needs a Docker engine)
-	docker build -f Dockerfile.train -t image-classifier-train .
+	docker build $(DOCKER_BUILD_FLAGS) -f Dockerfile.train -t $(TRAIN_IMAGE) .
 
 clean:  ## remove environments, runs and artifacts
 	rm -rf $(VENV) $(SERVE_VENV) runs artifacts/*/ .pytest_cache .ruff_cache

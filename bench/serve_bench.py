@@ -170,7 +170,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[subprocess.Popen, float]:
+def start_service(
+    model: Path, port: int, args: argparse.Namespace, extra_env: dict[str, str] | None = None, stderr: Any = None
+) -> tuple[subprocess.Popen, float]:
     env = {
         **os.environ,
         "MODEL_PATH": str(model),
@@ -183,11 +185,12 @@ def start_service(model: Path, port: int, args: argparse.Namespace) -> tuple[sub
         "INTRA_OP_THREADS": str(args.threads),
         "DECODE_THREADS": str(args.decoders),
         "LATENCY_SESSION": str(not args.no_latency_session).lower(),
+        **(extra_env or {}),
     }
     import httpx
 
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env, stderr=stderr)
     while time.perf_counter() - start < 120:
         if proc.poll() is not None:
             raise RuntimeError(f"the service exited with {proc.returncode}")

@@ -11,6 +11,8 @@ Keys may be added to the JSON; the ones parsed here keep their meaning.
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, cast
 
@@ -110,8 +112,48 @@ class OutputSpec:
         return cls(name=str(d["name"]), kind=str(d.get("kind", "logits")))
 
 
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Temperature scaling fitted at export: the served probabilities are ``softmax(logits / temperature)``.
+
+    The figures say how far it was proven (expected calibration error before and
+    after, on which images); a model exported before calibration existed has no
+    such section and serves with temperature 1.
+    """
+
+    temperature: float = 1.0
+    method: str = "temperature"
+    fitted_on: str = ""  # e.g. "validation split (2618 images)"
+    n: int = 0
+    bins: int = 15
+    ece_before: float | None = None
+    ece_after: float | None = None
+    nll_before: float | None = None
+    nll_after: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationSpec:
+        def number(key: str) -> float | None:
+            return None if d.get(key) is None else float(d[key])
+
+        return cls(
+            temperature=float(d.get("temperature", 1.0)),
+            method=str(d.get("method", "temperature")),
+            fitted_on=str(d.get("fitted_on", "")),
+            n=int(d.get("n", 0)),
+            bins=int(d.get("bins", 15)),
+            ece_before=number("ece_before"),
+            ece_after=number("ece_after"),
+            nll_before=number("nll_before"),
+            nll_after=number("nll_after"),
+        )
+
+
 _SECTIONS = ("model", "training", "parity")  # free-form dicts of facts about the model
-_KNOWN = {"labels", "input", "preprocess", "output", "schema_version", *_SECTIONS}
+_KNOWN = {"labels", "input", "preprocess", "output", "calibration", "schema_version", *_SECTIONS}
 
 
 @dataclass(frozen=True)
@@ -123,6 +165,7 @@ class ModelContract:
     model: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    calibration: CalibrationSpec | None = None  # absent in models exported before calibration: temperature 1
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept as they are
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +177,8 @@ class ModelContract:
             **{s: _plain(getattr(self, s)) for s in _SECTIONS},
             "schema_version": SCHEMA_VERSION,
         }
+        if self.calibration is not None:
+            doc["calibration"] = self.calibration.to_dict()
         return {**self.extra, **doc}
 
     @classmethod
@@ -144,8 +189,14 @@ class ModelContract:
             preprocess=PreprocessSpec.from_dict(doc["preprocess"]),
             output=OutputSpec.from_dict(doc["output"]),
             **{s: dict(doc.get(s) or {}) for s in _SECTIONS},
+            calibration=CalibrationSpec.from_dict(doc["calibration"]) if doc.get("calibration") else None,
             extra={k: v for k, v in doc.items() if k not in _KNOWN},
         )
+
+    @property
+    def temperature(self) -> float:
+        """What logits are divided by before the softmax (1 when the model was never calibrated)."""
+        return self.calibration.temperature if self.calibration is not None else 1.0
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -158,26 +209,73 @@ class ModelContract:
 def parse_contract(text: str) -> ModelContract:
     """Parse and validate the contract JSON; raise ``ContractError`` saying what is wrong."""
     try:
-        contract = ModelContract.from_dict(json.loads(text))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or not isinstance(doc.get("labels"), list):
+            raise TypeError("expected a JSON object whose labels is a list of names")
+        contract = ModelContract.from_dict(doc)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
         raise ContractError(f"malformed {METADATA_KEY} metadata: {exc!r}") from exc
     validate(contract)
     return contract
 
 
+OUTPUT_KINDS = ("logits", "probabilities")  # what ``LoadedModel.probabilities`` knows how to read
+MAX_SIDE = 16384  # no image model takes more; a bigger number is a typo that would allocate gigabytes
+
+
 def validate(c: ModelContract) -> None:
-    """Refuse a contract the preprocessing rule cannot follow."""
+    """Refuse a contract the preprocessing rule cannot follow or the service could not answer with."""
     if not c.labels:
         raise ContractError("labels is empty")
+    _check_labels(c.labels)
     if c.input.color not in ("RGB", "L"):
         raise ContractError(f"input.color must be RGB or L, got {c.input.color!r}")
     if c.input.layout != "NCHW" or c.input.dtype != "float32":
         raise ContractError("only NCHW float32 inputs are supported")
+    _check_side("input.height", c.input.height)
+    _check_side("input.width", c.input.width)
     if len(c.preprocess.mean) != c.input.channels or len(c.preprocess.std) != c.input.channels:
         raise ContractError("preprocess mean/std must have one value per input channel")
+    if not all(math.isfinite(v) for v in (*c.preprocess.mean, *c.preprocess.std, c.preprocess.scale)):
+        raise ContractError("preprocess mean, std and scale must be finite numbers")
     if any(s <= 0 for s in c.preprocess.std):
         raise ContractError("preprocess std must be positive")
+    if c.preprocess.scale <= 0:
+        raise ContractError(f"preprocess.scale must be positive, got {c.preprocess.scale}")
     if c.preprocess.crop != (c.input.height, c.input.width):
         raise ContractError("preprocess.crop must equal (input.height, input.width)")
+    if not (math.isfinite(c.temperature) and c.temperature > 0):
+        raise ContractError(f"calibration.temperature must be a positive number, got {c.temperature!r}")
+    if c.calibration is not None and c.output.kind != "logits":
+        raise ContractError("calibration needs an output of kind logits")
+    _check_resize(c.preprocess)
     if c.preprocess.interpolation != "bilinear":
         raise ContractError(f"unsupported interpolation {c.preprocess.interpolation!r}")
+    if not c.output.name:
+        raise ContractError("output.name is empty")
+    if c.output.kind not in OUTPUT_KINDS:
+        raise ContractError(f"output.kind must be one of {', '.join(OUTPUT_KINDS)}, got {c.output.kind!r}")
+
+
+def _check_labels(labels: tuple[str, ...]) -> None:
+    blank = [i for i, label in enumerate(labels) if not label.strip()]
+    if blank:
+        raise ContractError(f"labels must be non-empty names; label {blank[0]} is blank")
+    repeated = sorted(label for label, n in Counter(labels).items() if n > 1)
+    if repeated:
+        raise ContractError(f"labels must be unique; {repeated} appear more than once")
+
+
+def _check_side(name: str, value: int) -> None:
+    if not 0 < value <= MAX_SIDE:
+        raise ContractError(f"{name} must be between 1 and {MAX_SIDE}, got {value}")
+
+
+def _check_resize(p: PreprocessSpec) -> None:
+    """Resize(shorter) must leave room for the crop, or every image would be padded with black."""
+    _check_side("preprocess.resize_shorter", p.resize_shorter)
+    if p.resize_shorter < max(p.crop):
+        raise ContractError(
+            f"preprocess.resize_shorter ({p.resize_shorter}) is smaller than the crop {list(p.crop)}: "
+            "every image would be padded"
+        )

@@ -46,3 +46,9 @@ class ContractError(ClassifierError, ValueError):
     """A model file without a usable ``image_classifier`` contract."""
 
     code = "invalid_model"
+
+
+class ModelFileError(ClassifierError):
+    """A model path that is missing, is a folder, or is not an ONNX file onnxruntime can open."""
+
+    code = "invalid_model_file"

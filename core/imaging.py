@@ -35,9 +35,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     HEIF = False
 
 Image.init()
-# EPS would shell out to Ghostscript and PDF/PS are documents: never open them.
-_REFUSED_FORMATS = {"EPS", "PDF", "PSD", "XVTHUMB"}
-ALLOWED_FORMATS = tuple(sorted(f for f in Image.OPEN if f not in _REFUSED_FORMATS))
+# The formats decoded and listed in /v1/model, each proven by a test image that decodes
+# (tests/service/test_formats.py). Pillow identifies more, but some never decode (MPEG
+# only identifies; BUFR, GRIB, HDF5 and WMF need handlers that are not installed), EPS
+# would shell out to Ghostscript, PDF/PSD are documents, and the rest are no camera's
+# output: every other format is refused as "not an image" before any plugin parses it.
+_DECODED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "GIF", "BMP", "TIFF", "ICO", "JPEG2000", "PPM", "QOI")
+ALLOWED_FORMATS = tuple(f for f in _DECODED_FORMATS if f in Image.OPEN)  # AVIF/HEIF where the plugin is present
 
 # Past this many resized pixels (about what a decoded 12 MP photo holds), resize
 # only the centre window (Pillow's ``box``) instead of the whole image: a 20000x2
@@ -79,6 +83,14 @@ def open_image(data: bytes, options: DecodeOptions = DecodeOptions()) -> Image.I
     The format comes from the bytes, never from a file name or declared type.
     The pixel limit is checked from the header, before any pixel is decoded.
     """
+    return load_opened(open_header(data, options), options)
+
+
+def open_header(data: bytes, options: DecodeOptions = DecodeOptions()) -> Image.Image:
+    """Read only the header: format, mode and size are known, no pixel is decoded yet.
+
+    The caller can size the decode (``decode_cost``) before paying for it with ``load_opened``.
+    """
     if not data:
         raise UndecodableImage("the image is empty (0 bytes)")
     try:
@@ -95,6 +107,11 @@ def open_image(data: bytes, options: DecodeOptions = DecodeOptions()) -> Image.I
     except _DECODER_ERRORS as exc:
         raise UndecodableImage(f"the image header is corrupt: {exc}") from exc
     _check_size(img.size, options.max_pixels)
+    return img
+
+
+def load_opened(img: Image.Image, options: DecodeOptions = DecodeOptions()) -> Image.Image:
+    """Decode the pixels of an image from ``open_header``: loaded and upright."""
     return _load(img, options)
 
 
@@ -122,6 +139,54 @@ def _load(img: Image.Image, options: DecodeOptions) -> Image.Image:
         raise ImageTooLarge(f"image has too many pixels: {exc}") from exc
     except _DECODER_ERRORS as exc:
         raise UndecodableImage(f"the image data is truncated or corrupt: {exc}") from exc
+
+
+# Peak bytes per source pixel that decoding and converting to RGB/L hold at once, by decoded
+# mode (Pillow keeps RGB in 4 bytes a pixel). Measured with VmHWM on 6 MP images (Pillow 13),
+# then rounded up: RGB JPEG/PNG 4.5, RGBA 16 (composite on white), I;16 31, F 33, CMYK 8.
+_PEAK_BYTES_PER_PIXEL = {"1": 6, "L": 6, "P": 6, "RGB": 5, "CMYK": 9, "YCbCr": 9, "LAB": 9, "HSV": 9}
+_ALPHA_BYTES_PER_PIXEL, _WIDE_BYTES_PER_PIXEL = 17, 35
+# Decoders that hold their own full-size buffer beside Pillow's (measured: WebP RGB 16.5, HEIF 7.7, AVIF 9.0).
+_FORMAT_EXTRA = {"WEBP": 13, "HEIF": 5, "AVIF": 5}
+_ROTATED_EXTRA = 4  # EXIF orientation other than 1: one more full-size copy while transposing
+
+
+def decode_cost(img: Image.Image, spec: PreprocessSpec | None = None) -> int:
+    """Upper bound of the bytes decoding + preprocessing an opened (not loaded) image will hold at once.
+
+    The service reserves this much of its memory budget before decoding, so a
+    mix of huge images cannot push the process past its memory limit.
+    """
+    w, h = img.size
+    mode = img.mode
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in img.info):
+        per_pixel = _ALPHA_BYTES_PER_PIXEL
+    elif mode in ("I", "F") or mode.startswith("I;16"):
+        per_pixel = _WIDE_BYTES_PER_PIXEL
+    else:
+        per_pixel = _PEAK_BYTES_PER_PIXEL.get(mode, _ALPHA_BYTES_PER_PIXEL)
+    per_pixel += _FORMAT_EXTRA.get(img.format or "", 0)
+    if _orientation(img) not in (None, 1):
+        per_pixel += _ROTATED_EXTRA
+    resized = 0
+    if spec is not None:
+        new_w, new_h = resized_size((w, h), spec.resize_shorter)
+        resized = min(new_w * new_h, _EXACT_RESIZE_BUDGET) * 4 * 2  # Pillow's two resize passes
+    return w * h * per_pixel + resized + (1 << 20)
+
+
+def _orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation from the header alone (``getexif`` would decode a whole PNG to look for it)."""
+    try:
+        raw = img.info.get("exif")
+        if raw is None:
+            tags = getattr(img, "tag_v2", None)  # TIFF keeps it among its own tags
+            return None if tags is None else tags.get(0x0112)
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112)
+    except _DECODER_ERRORS:
+        return None
 
 
 def _draft_target(size: tuple[int, int], shorter: int) -> tuple[int, int]:

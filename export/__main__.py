@@ -5,19 +5,25 @@ from __future__ import annotations
 import logging
 import sys
 
+from core.failures import USER_ERRORS, debug_requested, one_line
 from export.config import ExportConfig, get_parser
-from export.pipeline import ExportError, run_export
-from export.report import summary
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    args = get_parser().parse_args(argv)
+    args = vars(get_parser().parse_args(argv))
+    debug = args.pop("debug") or debug_requested()
+    from export.pipeline import ExportError, run_export  # imports torch: after the arguments parsed
+    from export.report import summary
+
+    failures: tuple[type[BaseException], ...] = (ExportError, *USER_ERRORS)
     try:
-        report = run_export(ExportConfig(**vars(args), argv=list(argv)))
-    except (ExportError, FileNotFoundError, ValueError) as exc:
-        print(f"export failed, nothing written: {exc}", file=sys.stderr)
+        report = run_export(ExportConfig(**args, argv=list(argv)))
+    except failures as exc:  # a failed check, a wrong path, a file that is not a checkpoint
+        if debug:
+            raise
+        print(f"export failed, nothing written: {one_line(exc)}", file=sys.stderr)
         return 1
     print(summary(report))
     return 0

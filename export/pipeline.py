@@ -20,9 +20,11 @@ import numpy as np
 import onnx
 import torch
 
-from core.contract import ModelContract
+from core.checksum import sidecar, write_sidecar
+from core.contract import CalibrationSpec, ModelContract
 from core.imaging import image_tensor
 from core.runtime import open_session
+from export.calibrate import calibrate, reliability_diagram
 from export.config import ExportConfig
 from export.evaluate import accuracy, agreement, run_batches
 from export.fp16 import check_fp16, float32_io, fp16_failures, to_fp16
@@ -33,8 +35,10 @@ from export.preprocess_parity import compare_preprocessing, failures
 from export.quantize import SETTINGS, gate, quantize_int8
 from export.samples import RunData, Sample, find_run_data, generated_samples, strip_sample
 from train.checkpoint import load_checkpoint, rebuild_model
+from train.errors import CheckpointError
 
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
+PLOTS = ("reliability.png",)
 N_GENERATED = 16  # one of each shape in ``samples.GENERATED_SHAPES``
 
 
@@ -97,6 +101,50 @@ def preprocess_parity(model: torch.nn.Module, contract: ModelContract, real: lis
     if problems:
         raise ParityError("serving preprocessing does not match torchvision's eval transform: " + "; ".join(problems))
     return {**p.as_dict(), "run_images": len(real), "generated_images": len(generated)}
+
+
+def labelled(run: RunData, split: str, cfg: ExportConfig, contract: ModelContract) -> tuple[np.ndarray, np.ndarray]:
+    """(tensors, labels) of up to ``cfg.temperature_images`` images of ``split``; empty when unlabelled."""
+    samples = [s for s in run.samples(split, cfg.temperature_images, cfg.seed) if s.label is not None]
+    return tensors(samples, contract), np.array([s.label for s in samples], dtype=np.int64)
+
+
+def calibration_step(
+    model_bytes: bytes, contract: ModelContract, run: RunData, cfg: ExportConfig, stage: Path
+) -> tuple[CalibrationSpec | None, dict[str, Any]]:
+    """Fit the temperature on the val split, check it on the test split, draw the reliability diagram."""
+    if not cfg.calibrate:
+        return None, {"skipped": "--no-calibrate: the service reports the raw softmax"}
+    x, y = labelled(run, "val", cfg, contract)
+    if not len(y):
+        return None, {"skipped": f"no labelled validation split ({run.reason}); the service reports the raw softmax"}
+    session = open_session(model_bytes)
+    logits = run_batches(session, x).logits
+    fit = calibrate(logits, y)
+    if fit.at_bound:  # NLL keeps falling as T -> 0 or infinity: no temperature is supported by the data
+        reason = (
+            f"the validation split ({fit.n} images) gives no optimum: T ran to {fit.temperature:.3g} "
+            f"(ECE {fit.ece_before:.4f} -> {fit.ece_after:.4f}), e.g. every image is right by a wide margin; "
+            "the service reports the raw softmax"
+        )
+        return None, {"skipped": reason}
+    spec = CalibrationSpec(
+        temperature=fit.temperature,
+        fitted_on=f"validation split ({fit.n} images)",
+        n=fit.n,
+        bins=fit.bins,
+        ece_before=fit.ece_before,
+        ece_after=fit.ece_after,
+        nll_before=fit.nll_before,
+        nll_after=fit.nll_after,
+    )
+    figures: dict[str, Any] = {**spec.to_dict(), "plot": PLOTS[0]}
+    tx, ty = labelled(run, "test", cfg, contract)
+    if len(ty):
+        figures["test"] = fit.measured_on(run_batches(session, tx).logits, ty)
+    title = f"{contract.model.get('name')}: reliability on the validation split ({fit.n} images)"
+    reliability_diagram(logits, y, fit, stage / PLOTS[0], title)
+    return spec, figures
 
 
 def int8_step(
@@ -170,6 +218,19 @@ def fp16_step(
     return figures
 
 
+def check_data_root(data_root: Path, run: RunData, real: list[Sample]) -> None:
+    """An explicit ``--data-root`` that cannot be used is an error, never a silent switch to generated images."""
+    if not data_root.is_dir():
+        raise ExportError(f"--data-root {data_root}: not a folder; pass the image folder the run was trained on")
+    if run.root is None:
+        raise ExportError(f"--data-root {data_root} cannot be used: {run.reason}")
+    if not real:
+        raise ExportError(
+            f"--data-root {data_root}: none of the run's test-split files (split.csv) are under it; "
+            "pass the folder that was given to `python -m train --data`"
+        )
+
+
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 100:.2f}%"
 
@@ -178,7 +239,10 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
     """Every step, writing into ``stage``; raise on the first failed check."""
     t0 = time.perf_counter()
     ckpt = load_checkpoint(cfg.checkpoint)
-    model = rebuild_model(ckpt)
+    try:
+        model = rebuild_model(ckpt)
+    except ValueError as exc:  # another architecture's weights, an unknown arch
+        raise CheckpointError(f"{cfg.checkpoint}: {exc}") from exc
     contract = contract_from_checkpoint(ckpt, cfg.name or cfg.out.resolve().name, cfg.version)
     proto = export_onnx(model, (contract.input.channels, contract.input.height, contract.input.width), cfg.opset)
     if not has_dynamic_batch(proto):
@@ -187,10 +251,15 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
         model_hook(model)
     run = find_run_data(ckpt, cfg.checkpoint, cfg.data_root)
     real = run.samples("test", cfg.max_images)
+    if cfg.data_root is not None:
+        check_data_root(cfg.data_root, run, real)
     source = f"test split ({run.reason})" if real else f"generated ({run.reason})"
     parity = model_parity(model, proto, contract, real or generated_samples(N_GENERATED, cfg.seed), source, cfg)
     parity["preprocess"] = preprocess_parity(model, contract, real, cfg.seed)
-    contract = contract.with_updates(parity=parity, model={**contract.model, "opset": opset_of(proto)})
+    calibration, calibration_figures = calibration_step(proto.SerializeToString(), contract, run, cfg, stage)
+    contract = contract.with_updates(
+        parity=parity, model={**contract.model, "opset": opset_of(proto)}, calibration=calibration
+    )
     write_metadata(proto, contract)
     fp32_path = stage / FILES["fp32"]
     save_single_file(proto, fp32_path)
@@ -213,6 +282,7 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
             }
         },
         "parity": parity,
+        "calibration": calibration_figures,
         "data": run.reason,
     }
     if cfg.quantize == "int8":
@@ -231,11 +301,21 @@ def build(cfg: ExportConfig, stage: Path, model_hook: Callable | None, int8_hook
 
 
 def commit(stage: Path, out: Path) -> None:
-    """Move the staged files into ``out``; drop variants a previous export left that this one did not make."""
+    """Move the staged files into ``out``; drop variants a previous export left that this one did not make.
+
+    Each model goes with its ``.sha256`` sidecar, which the service checks at start.
+    """
     for name in FILES.values():
+        if (stage / name).exists():
+            write_sidecar(stage / name)
+    models = [n for name in FILES.values() for n in (name, sidecar(Path(name)).name)]
+    for name in models:
         if not (stage / name).exists() and (out / name).exists():
             (out / name).unlink()
-    for name in [*FILES.values(), "export_report.json"]:
+    for name in PLOTS:
+        if not (stage / name).exists() and (out / name).exists():
+            (out / name).unlink()
+    for name in [*models, *PLOTS, "export_report.json"]:
         if (stage / name).exists():
             os.replace(stage / name, out / name)
 

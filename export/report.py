@@ -57,8 +57,27 @@ def _fp16_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _calibration_lines(r: dict[str, Any]) -> list[str]:
+    c = r.get("calibration") or {}
+    if "temperature" not in c:
+        return [f"  calibration      none: {c.get('skipped', 'not run')}"]
+    lines = [
+        f"  calibration      temperature {c['temperature']:.3f} fitted on the {c['fitted_on']}: "
+        f"ECE {_pct(c['ece_before'])} -> {_pct(c['ece_after'])}, NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}"
+    ]
+    if "test" in c:
+        t = c["test"]
+        lines.append(
+            f"                   on the test split ({t['n']} images): ECE {_pct(t['ece_before'])} -> "
+            f"{_pct(t['ece_after'])}; reliability diagram {r['out']}/{c['plot']}"
+        )
+    else:
+        lines.append(f"                   reliability diagram {r['out']}/{c['plot']}")
+    return lines
+
+
 def summary(report: dict[str, Any]) -> str:
-    lines = _model_lines(report)
+    lines = _model_lines(report) + _calibration_lines(report)
     if "int8" in report:
         lines += _int8_lines(report)
     if "fp16" in report:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from train.data import manifest_sha256, read_manifest
+from train.data import image_root, manifest_sha256, read_manifest
 
 log = logging.getLogger("export")
 
@@ -53,7 +53,7 @@ def find_run_data(ckpt: dict[str, Any], checkpoint: Path, data_root: Path | None
     checkpoint: another split would make "test accuracy" a different number.
     """
     manifest = checkpoint.parent / "split.csv"
-    root = Path(data_root) if data_root else Path(ckpt.get("data_root") or "")
+    root = image_root(Path(data_root)) if data_root else Path(ckpt.get("data_root") or "")
     if not manifest.is_file():
         return RunData(None, [], f"no {manifest}")
     if not root.is_dir() or str(root) in ("", "."):

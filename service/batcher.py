@@ -36,10 +36,15 @@ class Inferred:
     batch_size: int  # how many requests shared it
 
 
+class DeadlineExceeded(Exception):
+    """The request's deadline passed while its tensor waited: it is dropped, not inferred."""
+
+
 @dataclass
 class _Job:
     tensor: np.ndarray  # (C, H, W) float32
     future: asyncio.Future[Inferred]
+    deadline: float | None = None  # time.monotonic(); past it the job is dropped before inference
 
 
 class MicroBatcher:
@@ -67,6 +72,7 @@ class MicroBatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._executor = ThreadPoolExecutor(max_workers=len(self._instances), thread_name_prefix="infer")
         self._task: asyncio.Task[None] | None = None
+        self.seconds_per_image = 0.0  # moving average of inference time per image, to drop jobs that would be late
 
     @property
     def instances(self) -> int:
@@ -97,10 +103,15 @@ class MicroBatcher:
             self._expected -= n
             self._arrived.set()
 
-    async def submit(self, tensor: np.ndarray) -> Inferred:
-        """One (C, H, W) tensor in, its row of the model's output (and what the call cost) out."""
+    async def submit(self, tensor: np.ndarray, deadline: float | None = None) -> Inferred:
+        """One (C, H, W) tensor in, its row of the model's output (and what the call cost) out.
+
+        A job that would finish past ``deadline`` (``time.monotonic()``), at the recent inference
+        pace, is dropped with ``DeadlineExceeded``; a cancelled caller's job (its client left) is
+        dropped too: no inference is spent on either.
+        """
         future: asyncio.Future[Inferred] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(tensor, future))
+        self._queue.put_nowait(_Job(tensor, future, deadline))
         self._arrived.set()
         return await future
 
@@ -155,7 +166,19 @@ class MicroBatcher:
             self._idle.append(index)
             self._freed.set()
 
+    def _drop_late(self, jobs: list[_Job]) -> list[_Job]:
+        """Fail the jobs that would finish past their deadline (at the recent pace); keep the rest."""
+        jobs = [j for j in jobs if not j.future.done()]
+        finish = time.monotonic() + self.seconds_per_image * len(jobs)
+        for j in jobs:
+            if j.deadline is not None and j.deadline < finish:
+                j.future.set_exception(DeadlineExceeded())
+        return [j for j in jobs if not j.future.done()]
+
     async def _dispatch(self, jobs: list[_Job], infer: Infer) -> None:
+        jobs = self._drop_late(jobs)
+        if not jobs:
+            return
         start = time.perf_counter()
         try:
             out = await asyncio.get_running_loop().run_in_executor(
@@ -169,6 +192,8 @@ class MicroBatcher:
                 raise
             return
         seconds = time.perf_counter() - start
+        sample = seconds / len(jobs)
+        self.seconds_per_image = sample if not self.seconds_per_image else 0.8 * self.seconds_per_image + 0.2 * sample
         self._on_batch(len(jobs), seconds)
         for i, j in enumerate(jobs):
             if not j.future.done():

@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request
 
 from core.model import LoadedModel
 from service.errors import ApiError
+from service.fetch import UrlFetcher
 from service.predictor import Predictor
 from service.settings import Settings
 
@@ -18,14 +19,17 @@ def get_settings(request: Request) -> Settings:
 
 
 def require_api_key(request: Request) -> None:
-    """401 unless the request carries API_KEY as ``X-API-Key`` or ``Authorization: Bearer``."""
+    """401 unless the request carries API_KEY as ``X-API-Key`` or ``Authorization: Bearer``.
+
+    A non-empty ``X-API-Key`` is the one checked; an empty or absent one defers to the Bearer token.
+    """
     expected = request.app.state.settings.api_key
-    if not expected:
+    if expected is None:
         return
-    given = request.headers.get("x-api-key")
+    given = request.headers.get("x-api-key", "").strip() or None
     if given is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else None
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        given = token.strip() if scheme.lower() == "bearer" and token.strip() else None
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(
             401,
@@ -61,8 +65,24 @@ def get_top_k(
     return top_k
 
 
+def get_min_confidence(
+    request: Request,
+    min_confidence: Annotated[
+        float | None,
+        Query(ge=0, le=1, description='below this the answer is "unknown" (label null); default MIN_CONFIDENCE'),
+    ] = None,
+) -> float:
+    return request.app.state.settings.min_confidence if min_confidence is None else min_confidence
+
+
+def get_fetcher(request: Request) -> UrlFetcher:
+    return request.app.state.fetcher
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 TopKDep = Annotated[int, Depends(get_top_k)]
+MinConfidenceDep = Annotated[float, Depends(get_min_confidence)]
+FetcherDep = Annotated[UrlFetcher, Depends(get_fetcher)]
 Authorized = Depends(require_api_key)

@@ -1,4 +1,4 @@
-"""Every refusal is ``{"error": {"code", "message"}}`` with a status that says what to fix.
+"""Every refusal is ``{"error": {"code", "message", "request_id"}}`` with a status that says what to fix.
 
 Domain errors (``core.errors``) know what went wrong, not how HTTP says it; this
 module is the one place that maps them to statuses, and the one handler that
@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ClassifierError, ImageTooLarge, NotAnImage
-from service.schemas import ErrorBody, ErrorDetail
+from service import request_id
+from service.schemas import ErrorBody, ErrorDetail, Refusal, RefusalDetail
 
 log = logging.getLogger("service")
 
@@ -26,6 +27,14 @@ class ApiError(ClassifierError):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.headers = status, code, headers
+
+
+class Overloaded(ApiError):
+    """A request shed to protect the service: 503 with ``Retry-After``; ``reason`` labels the metric."""
+
+    def __init__(self, reason: str, message: str, retry_after: int = 1) -> None:
+        super().__init__(503, "overloaded", message, {"Retry-After": str(max(1, retry_after))})
+        self.reason = reason
 
 
 # Domain errors by class; the most specific class wins. Everything else a client sent is a 400.
@@ -43,29 +52,45 @@ def error_body(exc: ClassifierError) -> ErrorBody:
     return ErrorBody(error=ErrorDetail(code=exc.code, message=exc.message))
 
 
-def refusal(exc: ClassifierError) -> JSONResponse:
-    headers = exc.headers if isinstance(exc, ApiError) else None
-    return JSONResponse(error_body(exc).model_dump(), status_code=status_of(exc), headers=headers)
+V2_PREFIX = "/v2"  # the Open Inference Protocol's paths, whose errors are {"error": "<message>"}
+
+
+def refusal(exc: ClassifierError, request: Request | None = None) -> JSONResponse:
+    """The answer to a refused request: its error, with the request id in the body and the header.
+
+    The v2 protocol's paths keep that protocol's shape (the id is in their header only).
+    """
+    rid = request_id.current_id() or request_id.new_id()
+    request_id.note(outcome=exc.code)
+    headers = {**(exc.headers if isinstance(exc, ApiError) and exc.headers else {}), request_id.HEADER: rid}
+    body: dict = Refusal(error=RefusalDetail(code=exc.code, message=exc.message, request_id=rid)).model_dump()
+    if request is not None and (request.url.path + "/").startswith(V2_PREFIX + "/"):
+        body = {"error": exc.message}  # what Triton/KServe clients read
+    return JSONResponse(body, status_code=status_of(exc), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Route our errors, FastAPI's validation errors and stray HTTP errors through ``refusal``."""
 
     @app.exception_handler(ClassifierError)
-    async def _refused(_: Request, exc: ClassifierError) -> JSONResponse:
-        return refusal(exc)
+    async def _refused(request: Request, exc: ClassifierError) -> JSONResponse:
+        if isinstance(exc, Overloaded):  # shed inside the route (memory, deadline): counted with the others
+            request.app.state.metrics.shed.labels(exc.reason).inc()
+        return refusal(exc, request)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
-        return refusal(ApiError(422, "invalid_parameters", "; ".join(parts) or "invalid request"))
+        return refusal(ApiError(422, "invalid_parameters", "; ".join(parts) or "invalid request"), request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return refusal(ApiError(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None)))
+        return refusal(ApiError(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None)), request)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return refusal(ApiError(500, "internal_error", "the server failed on this request; it has been logged"))
+        return refusal(
+            ApiError(500, "internal_error", "the server failed on this request; it has been logged"), request
+        )

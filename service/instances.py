@@ -18,6 +18,7 @@ from core.model import LoadedModel, load_model
 from core.runtime import cpu_quota
 from core.sizing import SPLIT_FROM_CPUS, ServingPlan, measure_infer_cpu_ms, plan_serving, probe_threads
 from service.settings import Settings
+from service.startup import open_model
 
 log = logging.getLogger("service")
 
@@ -52,7 +53,11 @@ def rss_mb() -> float:
 
 
 def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
-    """Open and warm up every session of the plan for ``cpus`` (default: ``CPUS``, else the CPU quota)."""
+    """Open and warm up every session of the plan for ``cpus`` (default: ``CPUS``, else the CPU quota).
+
+    Raises ``ModelFileError`` or ``ContractError`` (``service.startup.open_model``) for a model
+    that cannot serve, before any other session is opened.
+    """
     s, cpus = settings, cpus or settings.cpus or cpu_quota()
     start, rss0 = time.perf_counter(), rss_mb()
     providers = s.providers.split(",")
@@ -63,7 +68,7 @@ def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
         return model
 
     first_threads = probe_threads(cpus, s.intra_op_threads)
-    first = open_one(first_threads)
+    first = open_model(s, first_threads)  # the file and the contract checked once, here
     on_cpu = first.session.get_providers()[0] == "CPUExecutionProvider"
     cost = measure_infer_cpu_ms(first, first_threads) if on_cpu and cpus >= SPLIT_FROM_CPUS else None
     plan = plan_serving(

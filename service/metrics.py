@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -49,10 +50,49 @@ class Metrics:
         self.instance_calls = Counter(
             "inference_instance_calls", "onnxruntime calls by inference instance", ["instance"], registry=r
         )
+        # Admission control, memory budget, connection guards, drain (service/admission.py, memory.py,
+        # connections.py, drain.py); the alert rules build on these names.
+        self.shed = Counter(
+            "requests_shed", "Requests refused to protect the service, by reason", ["reason"], registry=r
+        )
+        self.admitted = Gauge("admission_in_flight", "Predict requests admitted and being served", registry=r)
+        self.queued = Gauge("admission_queue_depth", "Predict requests waiting for a slot", registry=r)
+        self.skipped = Counter(
+            "inferences_skipped",
+            "Images dropped before inference, by reason (client_gone, deadline)",
+            ["reason"],
+            registry=r,
+        )
+        self.memory_in_use = Gauge(
+            "memory_budget_bytes_in_use", "Bytes of the memory budget held by bodies and decodes", registry=r
+        )
+        self.memory_budget = Gauge("memory_budget_bytes", "The memory budget (MEMORY_BUDGET_BYTES)", registry=r)
+        self.connection_timeouts = Counter(
+            "connection_timeouts",
+            "Connections closed for slowness, by phase (idle, header, body)",
+            ["phase"],
+            registry=r,
+        )
+        self.connections_refused = Counter(
+            "connections_refused", "Connections answered 503 past MAX_CONNECTIONS", registry=r
+        )
+        self.lingering_closes = Counter(
+            "lingering_closes", "Early answers after which the unread body was drained before closing", registry=r
+        )
+        self.draining = Gauge("draining", "1 from SIGTERM until exit: /readyz answers 503", registry=r)
 
     def observe_stages(self, timing_ms: dict[str, float]) -> None:
         for stage, ms in timing_ms.items():
             self.stage.labels(stage).observe(ms / 1000.0)
+
+    def count_connection_event(self, what: str, label: str = "") -> None:
+        """Called by the connection guards (service/connections.py), outside any request."""
+        if what == "timeouts":
+            self.connection_timeouts.labels(label).inc()
+        elif what == "connections_refused":
+            self.connections_refused.inc()
+        elif what == "lingering_closes":
+            self.lingering_closes.inc()
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
@@ -60,6 +100,21 @@ class Metrics:
 
     def observe_instance(self, instance: str) -> None:
         self.instance_calls.labels(instance).inc()
+
+
+def route_label(scope: Scope) -> str:
+    """The route template that answered: FastAPI routes set ``route``; Starlette's own routes
+    (``/docs``, ``/openapi.json``) and mounts only set ``endpoint``, so look that up."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    endpoint = scope.get("endpoint")
+    for r in getattr(scope.get("app"), "routes", ()) if endpoint is not None else ():
+        if isinstance(r, Mount) and r.app is endpoint:
+            return r.path + "/{path}"
+        if getattr(r, "endpoint", None) is endpoint:
+            return r.path
+    return "unmatched"
 
 
 class MetricsMiddleware:
@@ -84,7 +139,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_label(scope)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

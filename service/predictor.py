@@ -9,18 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import ClassifierError, ImageRejected, UndecodableImage
-from core.imaging import DecodeOptions, load_image, preprocess
+from core.imaging import DecodeOptions, open_image, preprocess, to_color
 from core.model import LoadedModel
-from service.batcher import MicroBatcher
-from service.errors import error_body
+from service import request_id, tracing
+from service.admission import current_deadline
+from service.batcher import DeadlineExceeded, Inferred, MicroBatcher
+from service.errors import Overloaded, error_body
 from service.metrics import Metrics
 from service.schemas import ErrorBody, ModelRef, Prediction, ScoredLabel
+
+if TYPE_CHECKING:
+    from service.lanes import DecodeLanes
 
 log = logging.getLogger("service")
 
@@ -31,64 +36,94 @@ class Decoded:
 
     tensor: np.ndarray  # (C, H, W) float32
     timing_ms: dict[str, float] = field(default_factory=dict)
+    image: tuple[str | None, int, int] = (None, 0, 0)  # format, width, height as decoded (for the logs)
 
 
 def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Decoded:
     """Decode and preprocess by the model's own contract (blocking; run off the event loop)."""
     t0 = time.perf_counter()
     try:
-        img = load_image(data, model.contract.input.color, options)
+        with tracing.span("decode"):  # load_image's two steps, split to see what the client sent
+            opened = open_image(data, options)
+            image = (opened.format, *opened.size)
+            tracing.annotate(**{"image.format": image[0], "image.width": image[1], "image.height": image[2]})
+            img = to_color(opened, model.contract.input.color)
         t1 = time.perf_counter()
-        tensor = preprocess(img, model.contract.preprocess)
+        with tracing.span("preprocess"):
+            tensor = preprocess(img, model.contract.preprocess)
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - these bytes broke a decoder: the client's input, not a 500
         log.warning("decoder failed on client input", exc_info=exc)
         raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
     t2 = time.perf_counter()
-    return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3})
+    return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}, image)
 
 
-def answer(model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, float]) -> Prediction:
-    """One row of probabilities -> the public answer."""
+def answer(
+    model: LoadedModel, probs: np.ndarray, k: int, timing_ms: dict[str, float], min_confidence: float = 0.0
+) -> Prediction:
+    """One row of probabilities -> the public answer; below ``min_confidence`` the label is withheld."""
     labels = model.contract.labels
     order = np.argsort(-probs, kind="stable")[: min(k, len(labels))]
     ranked = [ScoredLabel(label=labels[i], score=round(float(probs[i]), 6)) for i in order]
+    unknown = ranked[0].score < min_confidence  # the reported (rounded) score, so the answer is self-consistent
     meta = model.contract.model
     return Prediction(
-        label=ranked[0].label,
+        label=None if unknown else ranked[0].label,
         confidence=ranked[0].score,
+        unknown=unknown,
+        calibrated=model.contract.calibration is not None,
         top_k=ranked,
-        model=ModelRef(name=meta.get("name"), version=meta.get("version")),
+        model=ModelRef(
+            name=meta.get("name"), version=meta.get("version"), precision=model.precision, sha256=model.sha256
+        ),
         timing_ms={name: round(ms, 3) for name, ms in timing_ms.items()},
     )
 
 
+def trace_queue_and_inference(submitted_ns: int, answered_ns: int, seconds: float, batch_size: int) -> None:
+    """The wait for a micro-batch and the onnxruntime call this request shared, as two spans."""
+    if tracing.active():
+        started_ns = max(submitted_ns, answered_ns - int(seconds * 1e9))
+        tracing.record("queue", submitted_ns, started_ns)
+        tracing.record("inference", started_ns, answered_ns, batch_size=batch_size)
+
+
 class Predictor:
-    """The serving path: a decode pool, the micro-batcher, and the metrics they feed."""
+    """The serving path: the decode lanes, the micro-batcher, and the metrics they feed."""
 
     def __init__(
-        self, model: LoadedModel, options: DecodeOptions, decoders: int, batcher: MicroBatcher, metrics: Metrics
+        self, model: LoadedModel, options: DecodeOptions, lanes: DecodeLanes, batcher: MicroBatcher, metrics: Metrics
     ) -> None:
         self.model, self.options, self.batcher, self.metrics = model, options, batcher, metrics
-        self._pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode")
+        self.lanes = lanes
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.lanes.close()
 
-    async def predict(self, data: bytes, k: int) -> Prediction:
+    async def predict(self, data: bytes, k: int, min_confidence: float = 0.0) -> Prediction:
         """One image; raises ``ImageRejected`` for bad input (mapped to 4xx by the app)."""
+        row, timing = await self.infer_image(data)
+        return answer(self.model, row, k, timing, min_confidence)
+
+    async def infer_image(self, data: bytes) -> tuple[np.ndarray, dict[str, float]]:
+        """One encoded image -> its row of (calibrated) probabilities and the stage timings."""
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
         try:
             with self.batcher.expect():
-                prepared = await loop.run_in_executor(self._pool, prepare, self.model, data, self.options)
+                prepared = await self.lanes.prepare(self.model, data, self.options)  # decoded in this request's context
         except ImageRejected as exc:
             self.metrics.images.labels(exc.code).inc()
             raise
-        t0 = time.perf_counter()
-        inferred = await self.batcher.submit(prepared.tensor)  # the batcher runs model.probabilities
+        except (asyncio.CancelledError, Overloaded) as exc:  # the client left, or the deadline passed
+            self.metrics.skipped.labels("client_gone" if isinstance(exc, asyncio.CancelledError) else "deadline").inc()
+            raise
+        request_id.note_image(*prepared.image)
+        t0, t0_ns = time.perf_counter(), time.time_ns()
+        inferred = await self._infer(prepared.tensor)  # the batcher runs model.probabilities
         t1 = time.perf_counter()
+        trace_queue_and_inference(t0_ns, time.time_ns(), inferred.seconds, inferred.batch_size)
         timing = {
             **prepared.timing_ms,
             "queue": max(0.0, t1 - t0 - inferred.seconds) * 1e3,
@@ -97,18 +132,39 @@ class Predictor:
         }
         self.metrics.observe_stages({k_: timing[k_] for k_ in ("decode", "preprocess", "queue", "inference")})
         self.metrics.images.labels("ok").inc()
-        return answer(self.model, inferred.row, k, timing)
+        meta = self.model.contract.model
+        request_id.note(model_name=meta.get("name"), model_version=meta.get("version"))
+        return inferred.row, timing
 
-    async def predict_many(self, items: list[bytes | ClassifierError], k: int) -> list[Prediction | ErrorBody]:
+    async def _infer(self, tensor: np.ndarray) -> Inferred:
+        """The micro-batcher, which drops the image if its request's deadline passes or its client leaves."""
+        try:
+            return await self.batcher.submit(tensor, current_deadline())
+        except asyncio.CancelledError:
+            self.metrics.skipped.labels("client_gone").inc()
+            raise
+        except DeadlineExceeded as exc:
+            self.metrics.skipped.labels("deadline").inc()
+            raise Overloaded("deadline", "the request's deadline passed while it waited for inference; retry") from exc
+
+    async def infer_tensor(self, tensor: np.ndarray) -> np.ndarray:
+        """One already preprocessed (C, H, W) float32 tensor -> its row of probabilities, via the micro-batcher."""
+        return (await self._infer(tensor)).row
+
+    async def predict_many(
+        self, items: list[bytes | ClassifierError], k: int, min_confidence: float = 0.0
+    ) -> list[Prediction | ErrorBody]:
         """Several images concurrently, answers in input order; a bad item answers with its error."""
 
         async def one(item: bytes | ClassifierError) -> Prediction | ErrorBody:
             if isinstance(item, ClassifierError):
                 return error_body(item)
             try:
-                return await self.predict(item, k)
-            except ImageRejected as exc:
+                return await self.predict(item, k, min_confidence)
+            except ClassifierError as exc:  # a bad image, or one shed (memory, deadline): its own answer
                 return error_body(exc)
 
         # Each item announces itself to the batcher while it decodes, so they share inferences.
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        answers = list(await asyncio.gather(*(one(item) for item in items)))
+        request_id.note(items=len(answers), item_errors=sum(isinstance(a, ErrorBody) for a in answers))
+        return answers

@@ -15,11 +15,17 @@ class ScoredLabel(BaseModel):
 class ModelRef(BaseModel):
     name: str | None
     version: str | None
+    precision: str | None = Field(None, description="fp32, int8 or fp16, from the model's metadata")
+    sha256: str = Field("", description="sha256 of the served file: tells two files of one run apart")
 
 
 class Prediction(BaseModel):
-    label: str = Field(description="the most likely label")
-    confidence: float = Field(description="its probability, 0..1 (a JSON number)")
+    label: str | None = Field(description="the most likely label; null when its confidence is below min_confidence")
+    confidence: float = Field(description="the top label's probability, 0..1 (a JSON number)")
+    unknown: bool = Field(False, description="true when the confidence is below min_confidence (label is then null)")
+    calibrated: bool = Field(
+        False, description="true when the probabilities are temperature-scaled (fitted at export on the val split)"
+    )
     top_k: list[ScoredLabel]
     model: ModelRef
     timing_ms: dict[str, float] = Field(description="decode, preprocess, inference (incl. batching wait), total")
@@ -34,12 +40,44 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class BatchItem(BaseModel):
+    """Which input a batch answer belongs to, as the client named it."""
+
+    index: int = Field(description="position in the request, from 0")
+    field: str = Field(description="the multipart field name, or images[i] for a JSON batch")
+    filename: str | None = Field(None, description="the multipart file name, when the client sent one")
+
+
+class BatchPrediction(Prediction):
+    item: BatchItem
+
+
+class BatchError(ErrorBody):
+    item: BatchItem
+
+
+class RefusalDetail(ErrorDetail):
+    request_id: str = Field(description="this request's X-Request-ID (also in the header): quote it in a report")
+
+
+class Refusal(BaseModel):
+    """A whole request refused (4xx/5xx); per-item errors in a batch are ``ErrorBody``."""
+
+    error: RefusalDetail
+
+
 class ImageJSON(BaseModel):
     image: str = Field(description="base64 (standard or URL-safe) or a data: URI such as data:image/png;base64,...")
 
 
+class ImageURL(BaseModel):
+    url: str = Field(description="an https URL the server fetches (only when URL_ALLOWED_HOSTS allows its host)")
+
+
 class BatchJSON(BaseModel):
-    images: list[str] = Field(description="base64 strings or data: URIs, answered in this order")
+    images: list[str | ImageURL] = Field(
+        description='base64 strings, data: URIs or {"url": ...} objects, answered in this order'
+    )
 
 
 class InputInfo(BaseModel):
@@ -72,6 +110,8 @@ class ServingInfo(BaseModel):
     intra_op_threads: int
     jpeg_draft: bool
     default_top_k: int
+    min_confidence: float = Field(description='answers below this confidence are "unknown" (query min_confidence)')
+    url_input: bool = Field(description='whether {"url": ...} is accepted (URL_ALLOWED_HOSTS is set)')
     formats: list[str] = Field(description="image formats the decoder accepts, detected from the bytes")
     load_seconds: float
     warmup_seconds: float
@@ -84,16 +124,27 @@ class ServingInfo(BaseModel):
     decode_threads: int | None = Field(None, description="threads that decode and preprocess")
 
 
+class CalibrationInfo(BaseModel):
+    calibrated: bool = Field(description="false for models exported without a fitted temperature")
+    temperature: float = Field(description="probabilities are softmax(logits / temperature)")
+    figures: dict[str, Any] = Field(description="how it was fitted: images, ECE and NLL before and after")
+
+
 class ModelInfo(BaseModel):
     name: str | None
     version: str | None
     arch: str | None
     created: str | None
+    precision: str | None = Field(None, description="fp32, int8 or fp16, from the model's metadata")
+    opset: int | None = Field(None, description="ONNX opset recorded by export")
+    file: str = Field("", description="the served file's name (MODEL_PATH without its folder)")
+    sha256: str = Field("", description="sha256 of the served file")
     labels: list[str]
     input: InputInfo
     preprocess: PreprocessInfo
     training: dict[str, Any]
     parity: dict[str, Any]
+    calibration: CalibrationInfo
     serving: ServingInfo
 
 
@@ -109,12 +160,16 @@ class Readiness(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "undecodable or truncated image, bad base64, malformed body"},
-    401: {"model": ErrorBody, "description": "API_KEY is set and the request lacks X-API-Key / Bearer token"},
-    413: {"model": ErrorBody, "description": "body over MAX_UPLOAD_BYTES, or image over MAX_PIXELS"},
-    415: {"model": ErrorBody, "description": "not an image (SVG, PDF, HTML, random bytes...)"},
-    422: {"model": ErrorBody, "description": "bad parameters (top_k, JSON shape, too many images)"},
-    503: {"model": ErrorBody, "description": "the model is still loading or warming up"},
+    400: {
+        "model": Refusal,
+        "description": "undecodable or truncated image, bad base64, malformed body, a URL that could not be fetched",
+    },
+    401: {"model": Refusal, "description": "API_KEY is set and the request lacks X-API-Key / Bearer token"},
+    403: {"model": Refusal, "description": "a {url} the server may not fetch (host, scheme, address or redirect)"},
+    413: {"model": Refusal, "description": "body over MAX_UPLOAD_BYTES, or image over MAX_PIXELS"},
+    415: {"model": Refusal, "description": "not an image (SVG, PDF, HTML, random bytes...)"},
+    422: {"model": Refusal, "description": "bad parameters (top_k, JSON shape, too many images)"},
+    503: {"model": Refusal, "description": "the model is still loading or warming up"},
 }
 
 
@@ -143,10 +198,25 @@ def predict_request_body() -> dict[str, Any]:
                 },
                 "image/*": _binary(),
                 "application/octet-stream": _binary(),
-                "application/json": {"schema": ImageJSON.model_json_schema()},
+                "application/json": {"schema": _image_json_schema()},
             },
         }
     }
+
+
+def _image_json_schema() -> dict[str, Any]:
+    """ImageJSON or ImageURL: an object with one of ``image`` and ``url``."""
+    schema = ImageJSON.model_json_schema()
+    schema["properties"]["url"] = ImageURL.model_json_schema()["properties"]["url"]
+    schema.pop("required", None)
+    schema["description"] = 'send "image" (base64) or "url" (fetched by the server when URL_ALLOWED_HOSTS allows it)'
+    return schema
+
+
+def _batch_json_schema() -> dict[str, Any]:
+    """BatchJSON's schema with ImageURL inlined (a ``$defs`` reference would dangle inside OpenAPI)."""
+    item = {"oneOf": [{"type": "string"}, ImageURL.model_json_schema()]}
+    return {"type": "object", "required": ["images"], "properties": {"images": {"type": "array", "items": item}}}
 
 
 def batch_request_body() -> dict[str, Any]:
@@ -166,7 +236,7 @@ def batch_request_body() -> dict[str, Any]:
                         },
                     }
                 },
-                "application/json": {"schema": BatchJSON.model_json_schema()},
+                "application/json": {"schema": _batch_json_schema()},
             },
         }
     }

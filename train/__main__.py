@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 
+from core.failures import debug_requested, one_line_errors, prog_name
 from train.config import parse_config
-from train.run import train
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        train(parse_config(argv))
-    except (FileNotFoundError, ValueError) as exc:  # bad --data, --arch, --weights, or a changed split
-        logging.getLogger("train").error("%s", exc)
-        sys.exit(2)
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv or debug_requested()
+    # A bad --data, --arch, --weights, a dataset too small, a changed split: one line, exit 2.
+    with one_line_errors(prog_name("train"), debug=debug):
+        cfg = parse_config(argv)
+        from train.run import train  # imports torch: after the arguments parsed (--help stays instant)
+
+        train(cfg)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from core.contract import INPUT_NAME, InputSpec, PreprocessSpec
+from train.errors import CheckpointError
 
 if TYPE_CHECKING:
     from train.config import TrainConfig
@@ -84,18 +85,38 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """The checkpoint at ``path``; a missing file, a folder or any other file is one ``CheckpointError`` line."""
+    path = Path(path)
+    expected = "not a checkpoint written by `python -m train`; pass the best.pt of a training run"
+    if not path.exists():
+        raise CheckpointError(
+            f"{path} does not exist; train first (`python -m train ... --out RUN`), then pass RUN/best.pt"
+        )
+    if path.is_dir():
+        inside = path / "best.pt"
+        raise CheckpointError(
+            f"{path} is a folder; pass {inside}" if inside.is_file() else f"{path} is a folder, {expected}"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load fails on foreign files with any error type (KeyError: 101...)
+        pickled = "Unsupported global" in str(exc)  # weights_only refused a class: a whole pickled model
+        detail = "holds pickled Python objects (a whole model?), " if pickled else "is "
+        raise CheckpointError(f"{path} {detail}{expected}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a checkpoint written by `python -m train` (format {FORMAT})")
+        raise CheckpointError(f"{path} is {expected} (no format {FORMAT!r} inside)")
     return ckpt
 
 
 def rebuild_model(ckpt: dict[str, Any]) -> torch.nn.Module:
     """The trained network from the checkpoint alone, in eval mode."""
-    from train.models import build_model
+    from train.models import build_model, load_weights
 
     model = build_model(ckpt["arch"], len(ckpt["labels"]), in_channels=input_spec(ckpt).channels)
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        load_weights(model, ckpt["state_dict"], f"the checkpoint's arch is {ckpt['arch']}, but")
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
     return model.eval()
 
 

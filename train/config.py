@@ -14,6 +14,8 @@ from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 
 from core.cli import add_fields, opt, profiled_fields
+from core.failures import prog_name
+from train.datacheck import MIN_PER_CLASS
 from train.sources import source_for, sources
 
 
@@ -44,13 +46,27 @@ class TrainConfig:
         choices=["auto", "bf16", "fp16", "off"],
     )
     channels_last: bool = opt(True, "keep NCHW memory format on CUDA", flag="--no-channels-last")
-    workers: int = opt(-1, "DataLoader workers per process (-1: sized to the machine)")
+    workers: int = opt(-1, "DataLoader workers per process (-1: the CPUs this process may use, minus one)")
     scan_workers: int = opt(-1, "processes checking image files (-1: all cores)")
     resume: bool = opt(False, "continue from OUT/last.pt")
     download: bool = opt(
         True, "fashion-mnist: fail instead of downloading when the files are missing", flag="--no-download"
     )
     synthetic_per_class: int = opt(30, "synthetic: images per class")
+    min_per_class: int = opt(
+        MIN_PER_CLASS, "refuse classes with fewer images (val and test need some of each); 0 = allow, for experiments"
+    )
+    # The input path (docs/training.md, "GPU input path").
+    loader: str = opt(
+        "auto",
+        "training input: gpu (workers read bytes; JPEG decode and augmentation batched on the device), "
+        "cpu (workers decode and augment); auto: gpu on CUDA for image folders, else cpu",
+        choices=["auto", "cpu", "gpu"],
+    )
+    prefetch: int = opt(4, "batches each DataLoader worker prepares ahead")
+    synthetic_size: str | None = opt(
+        None, "synthetic: image size WxH, each side drawn within +-10%% (400x300: Animals-10's); unset: 80-160 px"
+    )
     progress: bool = opt(True, "no progress bars", flag="--no-progress")
 
     @property
@@ -67,12 +83,15 @@ def _profile_help(f: Field) -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description="Fine-tune an image classifier.")
-    return add_fields(p, TrainConfig, _profile_help)
+    p = argparse.ArgumentParser(prog=prog_name("train"), description="Fine-tune an image classifier.")
+    add_fields(p, TrainConfig, _profile_help)
+    p.add_argument("--debug", action="store_true", help="show the full traceback when the command fails (or DEBUG=1)")
+    return p
 
 
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     args = vars(get_parser().parse_args(argv))
+    args.pop("debug")  # how errors are shown, not part of the run's recipe
     profile = source_for(args["data"]).profile
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name in profiled_fields(TrainConfig):

@@ -46,7 +46,10 @@ def setup(device: str) -> Dist:
     if use_cuda:
         torch.cuda.set_device(info.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        if use_cuda:  # device_id binds NCCL to this rank's GPU (else it guesses from the global rank and may hang)
+            dist.init_process_group("nccl", device_id=torch.device("cuda", info.local_rank))
+        else:
+            dist.init_process_group("gloo")
     return info
 
 

@@ -92,14 +92,10 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        with torch.no_grad():
-            sums += torch.stack(
-                [
-                    loss.detach().double() * len(y),
-                    (logits.argmax(1) == y).sum().double(),
-                    torch.tensor(float(len(y)), dtype=torch.float64, device=prec.device),
-                ]
-            )
+        with torch.no_grad():  # device-side sums: no host sync (no .item(), no host-to-device tensor) per step
+            sums[0] += loss.detach().double() * len(y)
+            sums[1] += (logits.argmax(1) == y).sum()
+            sums[2] += len(y)
     return _stats(sum_across(sums, info), 0.0)
 
 

@@ -6,10 +6,17 @@ network from the checkpoint alone.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
+from typing import Any
+from urllib.error import URLError
 
 import torch
 from torch import nn
+
+from train.errors import WeightsError
+
+WEIGHT_CHOICES = "imagenet, none, or a path to a state_dict file"
 
 
 def tinycnn(num_classes: int, in_channels: int = 3) -> nn.Module:
@@ -88,21 +95,68 @@ def torchvision_archs() -> list[str]:
     return models.list_models(module=models)
 
 
-def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
-    from torchvision import models
-
-    if arch not in torchvision_archs():
+def check_arch_and_weights(arch: str, weights: str | None) -> None:
+    """Refuse a bad ``--arch`` or ``--weights`` before any data is read or generated."""
+    if arch != "tinycnn" and arch not in torchvision_archs():
         raise ValueError(
             f"--arch {arch}: not a torchvision classification model "
             f"(try vgg16, resnet50, efficientnet_b0, convnext_tiny, mobilenet_v3_small, or tinycnn)"
         )
+    if weights in (None, "none", "imagenet"):
+        return
+    path = Path(weights)
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "no such file"
+        raise WeightsError(f"--weights {weights}: {what}; use {WEIGHT_CHOICES}")
+
+
+def load_weights(model: nn.Module, state: Any, what: str) -> None:
+    """``load_state_dict`` with one line instead of PyTorch's list of every mismatched key."""
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"{what} the file holds a {type(state).__name__}, not a state_dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        expected = set(model.state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        example = (missing or unexpected or ["shapes differ"])[0]
+        raise WeightsError(
+            f"{what} the weights do not fit {type(model).__name__} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected keys, e.g. {example}); they were saved from another architecture"
+        ) from exc
+
+
+def _imagenet(arch: str) -> nn.Module:
+    """torchvision's pretrained model, downloaded once into TORCH_HOME; offline, say how to do without."""
+    from torchvision import models
+
+    weights = models.get_model_weights(arch).DEFAULT
+    try:
+        return models.get_model(arch, weights=weights)
+    except (URLError, OSError, RuntimeError) as exc:
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(
+            f"--weights imagenet: could not get {arch}'s ImageNet weights ({reason}); offline, copy "
+            f"{weights.url} to {cache}, or pass --weights PATH (a state_dict file) or --weights none"
+        ) from exc
+
+
+def _torchvision_model(arch: str, weights: str | None) -> nn.Module:
+    from torchvision import models
+
+    check_arch_and_weights(arch, weights)
     if weights == "imagenet":
-        # Downloads to the torch hub cache (TORCH_HOME) on first use, as torchvision does.
-        return models.get_model(arch, weights=models.get_model_weights(arch).DEFAULT)
+        return _imagenet(arch)
     model = models.get_model(arch, weights=None)
     if weights not in (None, "none"):
-        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        try:
+            state = torch.load(Path(weights), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError) as exc:
+            raise WeightsError(f"--weights {weights}: not a PyTorch state_dict file ({WEIGHT_CHOICES})") from exc
+        load_weights(model, state, f"--weights {weights}:")
     return model
 
 

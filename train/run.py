@@ -25,7 +25,7 @@ from train.data import SplitData
 from train.distributed import Dist, barrier, setup, sync_buffers, teardown
 from train.engine import Precision, evaluate, pick_precision, train_one_epoch
 from train.loaders import Loaders, make_loaders, prepare_data, preprocess_spec
-from train.models import build_model
+from train.models import build_model, check_arch_and_weights
 from train.report import build_report, describe, epoch_line, write_outputs
 
 log = logging.getLogger("train")
@@ -127,18 +127,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _train(cfg: TrainConfig, info: Dist) -> dict[str, Any]:
+    check_arch_and_weights(cfg.arch, cfg.weights)  # before any image is read or generated
     seed_everything(cfg.seed, cfg.deterministic)
     wall = time.perf_counter()
     data = prepare_data(cfg, info)
     spec, device = preprocess_spec(cfg), pick_device(cfg.device, info)
     prec = pick_precision(device, cfg.amp, cfg.channels_last)
-    loaders = make_loaders(cfg, data, spec, info, device)
+    loaders = make_loaders(cfg, data, spec, info, prec)
     t = build_trainee(cfg, data, prec, info)
     if info.is_main:
-        log.info("%s", describe(cfg, data, t.model, prec, info))
+        log.info("%s; %s", describe(cfg, data, t.model, prec, info), loaders.describe())
     start, history, best = restore(cfg, t, data)
     for epoch in range(start, cfg.epochs + 1):
         history.append(run_epoch(cfg, t, loaders, prec, info, epoch, len(data.labels)))
+        if epoch == start and info.is_main and (note := loaders.decode_note()):
+            log.info("%s%s", note, " on rank 0" if info.enabled else "")
         row = history[-1]
         improved = (row["val_accuracy"], -row["val_loss"]) > (best["accuracy"], -best["loss"])
         if improved:  # best by val accuracy; ties go to the lower val loss
@@ -167,6 +170,7 @@ def finish(
     te, test_cm = evaluate(model, loaders.test, prec, info, n, "test", show)
     eval_s = time.perf_counter() - t0
     report = build_report(cfg, data, best, history, (val_cm, test_cm), wall_s, te.n / max(eval_s, 1e-9), prec, info)
+    report["loader"] = loaders.summary(info, prec.device)
     if info.is_main:
         write_outputs(cfg.out, best, report)
     barrier(info)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from core.contract import IMAGENET_MEAN, IMAGENET_STD
 from train import fashion
 from train.data import Entry, ImageFileDataset, SplitData, prepare_split
-from train.synthetic import make_synthetic
+from train.synthetic import make_synthetic, parse_size
 
 if TYPE_CHECKING:
     from train.config import TrainConfig
@@ -54,7 +54,8 @@ def _folder(cfg: TrainConfig, reuse: bool, progress: bool) -> SplitData:
 
 
 def _synthetic(cfg: TrainConfig, reuse: bool, progress: bool) -> SplitData:
-    root = make_synthetic(cfg.out / "synthetic-data", per_class=cfg.synthetic_per_class, seed=cfg.seed)
+    size = parse_size(cfg.synthetic_size) if cfg.synthetic_size else None
+    root = make_synthetic(cfg.out / "synthetic-data", per_class=cfg.synthetic_per_class, seed=cfg.seed, size=size)
     return prepare_split(root, cfg.out, cfg.seed, reuse, cfg.scan_workers, progress)
 
 

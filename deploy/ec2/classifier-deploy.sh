@@ -42,6 +42,7 @@ imds() {  # IMDSv2: a token first, then the metadata path
 }
 
 install_docker() {
+    docker info >/dev/null 2>&1 && return  # already running: every run after the first
     command -v docker >/dev/null || dnf install -y docker
     systemctl enable --now docker
 }
@@ -51,7 +52,12 @@ pull_image() {
     if [[ $registry == *.dkr.ecr.*.amazonaws.com ]]; then
         aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "$registry"
     fi
-    docker pull "$IMAGE"
+    # A registry that cannot be reached is no reason to stop when the image is already here
+    # (ECR tags are immutable: the same tag is the same image).
+    if ! docker pull "$IMAGE"; then
+        docker image inspect "$IMAGE" >/dev/null 2>&1 || { echo "error: cannot pull $IMAGE" >&2; exit 1; }
+        echo "warning: could not pull $IMAGE; using the copy already on this host" >&2
+    fi
 }
 
 # Sets run_args to the docker-run arguments that mount the model (none when it is baked in).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.errors import ApiError
-from service.schemas import ErrorBody, Health, Readiness
+from service.schemas import Health, Readiness, Refusal
 
 router = APIRouter(tags=["health"])
 
@@ -16,9 +16,12 @@ def live() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": ErrorBody, "description": "still loading"}})
+@router.get("/readyz", responses={503: {"model": Refusal, "description": "still loading, or draining"}})
 def ready(request: Request) -> Readiness:
-    """Readiness: the model is loaded and warmed up."""
+    """Readiness: the model is loaded and warmed up, and the service is not draining for shutdown."""
+    drain = getattr(request.app.state, "drain", None)
+    if drain is not None and drain.draining:
+        raise ApiError(503, "draining", "the service is shutting down; send new requests elsewhere")
     if not getattr(request.app.state, "ready", False):
         raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
     model = request.app.state.model

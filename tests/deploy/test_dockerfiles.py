@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.dockerfile import ROOT, Stage, copy_sources, dockerignore_rules, in_context, instructions, stages
+from tests.deploy.dockerfile import ROOT, Stage, copy_sources, instructions, stages
 
 SERVE = ROOT / "Dockerfile.serve"
 TRAIN = ROOT / "Dockerfile.train"
@@ -33,45 +33,23 @@ def non_root_user(stage: Stage) -> str:
 
 
 @pytest.mark.parametrize("dockerfile", [SERVE, TRAIN], ids=lambda p: p.name)
-def test_every_copy_source_exists_and_reaches_the_build_context(dockerfile: Path) -> None:
-    rules = dockerignore_rules(ROOT / ".dockerignore")
+def test_every_copy_source_exists(dockerfile: Path) -> None:
+    """Whether they reach the build context is checked on a real engine (test_build_context.py)."""
     for stage in stages(dockerfile):
         for src in copy_sources(stage):
-            path = ROOT / src
-            assert path.exists(), f"{dockerfile.name}: COPY source {src} does not exist"
-            files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-            shipped = [f for f in files if in_context(f.relative_to(ROOT).as_posix(), rules)]
-            assert shipped, f"{dockerfile.name}: .dockerignore keeps every file of {src} out of the context"
+            assert (ROOT / src).exists(), f"{dockerfile.name}: COPY source {src} does not exist"
 
 
-def test_dockerignore_keeps_data_runs_venvs_and_git_out_and_lets_models_in() -> None:
-    rules = dockerignore_rules(ROOT / ".dockerignore")
-    kept_out = [
-        ".git/HEAD",
-        ".venv/bin/python",
-        ".venv-serve/bin/python",
-        "data/animals10/raw-img/cane/1.jpeg",
-        "runs/demo/best.pt",
-        "artifacts/demo/export_report.json",
-        "service/__pycache__/app.cpython-311.pyc",
-        ".pytest_cache/v/cache",
-        "tests/service/conftest.py",
-        "deploy/ec2/launch.sh",
-    ]
-    let_in = [
-        "core/imaging.py",
-        "service/app.py",
-        "service/routes/health.py",
-        "train/run.py",
-        "export/pipeline.py",
-        "requirements-serve.txt",
-        "requirements-train.txt",
-        "deploy/serve-install.sh",
-        "artifacts/demo/model.onnx",
-        "artifacts/animals10/model.int8.onnx",
-    ]
-    assert [p for p in kept_out if in_context(p, rules)] == []
-    assert [p for p in let_in if not in_context(p, rules)] == []
+@pytest.mark.parametrize("dockerfile", [SERVE, TRAIN], ids=lambda p: p.name)
+def test_no_syntax_directive(dockerfile: Path) -> None:
+    """`# syntax=docker/dockerfile:1` makes BuildKit fetch its frontend from a registry (fails
+    offline); the builders' own frontends build these files, the classic builder included."""
+    assert "# syntax=" not in dockerfile.read_text().lower()
+
+
+def test_both_images_start_from_the_same_pinned_python() -> None:
+    """One base to pull (or stand in for) and one interpreter that the venvs link to."""
+    assert {s.image for s in stages(SERVE) + stages(TRAIN)} == {stages(SERVE)[0].image}
 
 
 def test_serve_image_is_two_stages_on_one_pinned_python() -> None:

@@ -158,3 +158,23 @@ def test_s3_variant_differs_from_the_baked_deployment_only_in_where_the_model_co
     models_mount = {"name": "models", "mountPath": "/models", "readOnly": True}
     assert vc.pop("volumeMounts") == [*bc.pop("volumeMounts"), models_mount]
     assert variant == base
+
+
+def test_resources_are_sized_from_the_service_settings() -> None:
+    """Memory limit >= budget + a baseline; drain + shutdown inside the grace period; nothing spools to /tmp."""
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+    def size(text: str) -> int:
+        return int(text[:-2]) * units[text[-2:]] if text[-2:] in units else int(text)
+
+    for path in (K8S / "deployment.yaml", K8S / "variants" / "deployment-s3-model.yaml"):
+        dep = deployment(path)
+        c = container(dep)
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        budget, limit = int(env["MEMORY_BUDGET_BYTES"]), size(c["resources"]["limits"]["memory"])
+        assert budget + 512 * 1024**2 <= limit, "the budget leaves no room for the model and the runtime"
+        grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert float(env["DRAIN_SECONDS"]) + float(env["SHUTDOWN_TIMEOUT_S"]) + 5 <= grace
+        assert "lifecycle" not in c  # the service drains itself; no preStop sleep to add on top
+        tmp = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "tmp")
+        assert size(tmp["emptyDir"]["sizeLimit"]) <= 64 * 1024**2

@@ -1,4 +1,4 @@
-"""hadolint on both Dockerfiles, shellcheck on every shell script (both from requirements-dev.txt)."""
+"""hadolint on the Dockerfiles, shellcheck on every shell script (both from requirements-dev.txt)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,10 @@ def shell_scripts() -> list[Path]:
 
 def test_dockerfiles_pass_hadolint() -> None:
     result = subprocess.run(
-        [tool("hadolint"), "Dockerfile.serve", "Dockerfile.train"], cwd=ROOT, capture_output=True, text=True
+        [tool("hadolint"), "Dockerfile.serve", "Dockerfile.train", "tests/deploy/proxy-standin.Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,11 +39,12 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"run": tmp / "run", "model": tmp / "artifact" / "model.onnx"}
 
 
-def torch_probabilities(ckpt_path: Path, image: Path) -> tuple[list[str], np.ndarray]:
+def torch_probabilities(ckpt_path: Path, image: Path, temperature: float = 1.0) -> tuple[list[str], np.ndarray]:
+    """PyTorch's answer, with the temperature export fitted (the served confidence is calibrated)."""
     ckpt = load_checkpoint(ckpt_path)
     x = reference_eval_transform(preprocess_spec(ckpt))(load_image(image.read_bytes(), "RGB"))[None]
     with torch.inference_mode():
-        probs = torch.softmax(rebuild_model(ckpt)(x), dim=1)[0].numpy()
+        probs = torch.softmax(rebuild_model(ckpt)(x) / temperature, dim=1)[0].numpy()
     return ckpt["labels"], probs
 
 
@@ -51,8 +53,9 @@ def test_served_answer_equals_pytorch(pipeline: dict[str, Path]) -> None:
     images = sorted((pipeline["run"] / "synthetic-data" / "raw-img").rglob("*.jpeg"))[::37]
     settings = Settings(model_path=pipeline["model"], intra_op_threads=1)
     with TestClient(create_app(settings)) as client:
+        temperature = client.get("/v1/model").json()["calibration"]["temperature"]
         for image in images:
-            labels, probs = torch_probabilities(pipeline["run"] / "best.pt", image)
+            labels, probs = torch_probabilities(pipeline["run"] / "best.pt", image, temperature)
             r = client.post(
                 "/predict", files={"file": (image.name, image.read_bytes(), "image/jpg")}, params={"top_k": len(labels)}
             )
@@ -72,3 +75,9 @@ def test_model_metadata_carries_the_contract(pipeline: dict[str, Path]) -> None:
     assert list(contract.labels) == ckpt["labels"]
     assert contract.training["split_sha256"] == ckpt["split_sha256"]
     assert contract.parity["top1_agreement"] == 1.0 and contract.parity["n"] > 0
+    report = json.loads((pipeline["model"].parent / "export_report.json").read_text())["calibration"]
+    if contract.calibration is None:  # the demo model may separate its val split perfectly: no T to fit
+        assert "gives no optimum" in report["skipped"]
+    else:
+        assert contract.calibration.ece_after is not None and contract.calibration.ece_before is not None
+        assert contract.calibration.ece_after < contract.calibration.ece_before  # on the trained model's val split

@@ -17,6 +17,7 @@ import onnx  # noqa: E402
 import torch  # noqa: E402
 
 import export.__main__ as cli  # noqa: E402
+import export.pipeline as pipeline  # noqa: E402
 from export.pipeline import run_export  # noqa: E402
 
 
@@ -36,5 +37,5 @@ def negate_logits(proto: onnx.ModelProto) -> None:
 if __name__ == "__main__":
     kind, args = sys.argv[1], sys.argv[3:]
     hooks = {"torch": {"model_hook": perturb_last_linear}, "int8": {"int8_hook": negate_logits}}[kind]
-    cli.run_export = functools.partial(run_export, **hooks)
+    pipeline.run_export = functools.partial(run_export, **hooks)  # main() imports it from here when it runs
     sys.exit(cli.main(args))

@@ -102,3 +102,13 @@ def test_report_and_summary(artifact: dict[str, Any]) -> None:
     text = summary(artifact["report"])
     assert "top-1 agreement 100.00%" in text and "model.int8.onnx" in text and "bit-exact" in text
     assert len(text.splitlines()) <= 24, "the summary must fit on one screen"
+
+
+def test_every_model_file_has_a_sha256_sidecar_the_service_checks(artifact: dict[str, Any]) -> None:
+    from core.checksum import sidecar, verify
+
+    for name in ("model.onnx", "model.int8.onnx", "model.fp16.onnx"):
+        path = artifact["out"] / name
+        line = sidecar(path).read_text()
+        assert line.endswith(f"  {name}\n") and len(line.split()[0]) == 64  # `sha256sum -c` reads it
+        assert verify(path) == line.split()[0]

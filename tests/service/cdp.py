@@ -30,10 +30,12 @@ FLAGS = [
     "--window-size=1000,760",
     "--remote-debugging-pipe",
 ]
+# No name resolves except loopback: the page under test gets no internet, as on an offline server.
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"]
 
 
 class Browser:
-    def __init__(self, binary: Path = CHROMIUM) -> None:
+    def __init__(self, binary: Path = CHROMIUM, extra_flags: list[str] | None = None) -> None:
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
@@ -43,7 +45,7 @@ class Browser:
             os.dup2(from_chrome_w, 4)
 
         self.proc = subprocess.Popen(
-            [str(binary), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            [str(binary), *FLAGS, *(extra_flags or []), f"--user-data-dir={self.profile}", "about:blank"],
             preexec_fn=wire_fds,
             pass_fds=(3, 4),
             stdout=subprocess.DEVNULL,

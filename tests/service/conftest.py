@@ -12,11 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.app import create_app
+from service.server import build_server
 from service.settings import Settings
 from tests.service.modelgen import write_gray_model, write_rgb_model, write_spatial_model
 
@@ -57,12 +58,13 @@ def gray_client(gray_model_path: Path) -> Iterator[TestClient]:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on a loopback port, in a thread; yields the base URL once ready."""
+def serve(settings: Settings | FastAPI) -> Iterator[str]:
+    """The real app (or this one) under uvicorn on a loopback port, in a thread; yields the base URL once ready."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", lifespan="on"))
+    app = settings if isinstance(settings, FastAPI) else create_app(settings)
+    server = build_server(app, log_level="warning")  # what python -m service runs
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

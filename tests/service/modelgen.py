@@ -16,6 +16,7 @@ from core.contract import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     METADATA_KEY,
+    CalibrationSpec,
     InputSpec,
     ModelContract,
     OutputSpec,
@@ -79,13 +80,21 @@ def write_rgb_model(path: Path, size: int = 32) -> Path:
     return path
 
 
+def write_calibrated_rgb_model(path: Path, temperature: float, size: int = 32) -> Path:
+    """The RGB model with a fitted temperature in its metadata, as export writes it."""
+    fit = CalibrationSpec(temperature, fitted_on="validation split (test)", n=100, ece_before=0.2, ece_after=0.05)
+    contract = rgb_contract(size).with_updates(calibration=fit)
+    onnx.save_model(channel_mean_model(contract, np.eye(3) * 4.0, np.zeros(3)), str(path))
+    return path
+
+
 def write_gray_model(path: Path, size: int = 28) -> Path:
     contract = gray_contract(size)
     onnx.save_model(channel_mean_model(contract, np.array([[-4.0, 4.0]]), np.zeros(2)), str(path))
     return path
 
 
-def spatial_contract(size: int = 32) -> ModelContract:
+def spatial_contract(size: int = 32, version: str = "1") -> ModelContract:
     return ModelContract(
         labels=tuple(f"class{i}" for i in range(6)),
         input=InputSpec("input", "RGB", size, size),
@@ -93,16 +102,16 @@ def spatial_contract(size: int = 32) -> ModelContract:
             resize_shorter=round(size * 256 / 224), crop=(size, size), mean=IMAGENET_MEAN, std=IMAGENET_STD
         ),
         output=OutputSpec("logits"),
-        model={"name": "tiny-spatial", "arch": "grid-pool", "version": "1", "created": "2026-01-01T00:00:00+00:00"},
+        model={"name": "tiny-spatial", "arch": "grid-pool", "version": version, "created": "2026-01-01T00:00:00+00:00"},
     )
 
 
-def write_spatial_model(path: Path, size: int = 32, grid: int = 4, seed: int = 0) -> Path:
+def write_spatial_model(path: Path, size: int = 32, grid: int = 4, seed: int = 0, version: str = "1") -> Path:
     """A model that sees where colours are (a grid x grid pooled map), so rotations change its answer.
 
     input (N, 3, H, W) -> AveragePool(H/grid) -> Flatten (3*grid*grid) -> Gemm -> logits (N, 6).
     """
-    contract = spatial_contract(size)
+    contract = spatial_contract(size, version)
     k, cell = len(contract.labels), size // grid
     rng = np.random.default_rng(seed)
     nodes = [

@@ -20,7 +20,8 @@ BLUE_PNG = encode(Image.new("RGB", (40, 90), (20, 30, 230)), "PNG")
 
 def test_answer_shape_and_default_top_k(client: TestClient, red_jpeg: bytes) -> None:
     body = client.post("/predict", files={"file": ("a.jpg", red_jpeg, "image/jpeg")}).json()
-    assert set(body) == {"label", "confidence", "top_k", "model", "timing_ms"}
+    assert set(body) == {"label", "confidence", "unknown", "calibrated", "top_k", "model", "timing_ms"}
+    assert body["unknown"] is False and body["calibrated"] is False  # MIN_CONFIDENCE 0; the tiny model has no fit
     assert body["label"] == "red" and len(body["top_k"]) == 3
     assert all(isinstance(x["score"], float) for x in body["top_k"])
     assert abs(sum(x["score"] for x in body["top_k"]) - 1.0) < 1e-5
@@ -91,8 +92,14 @@ def test_batch_multipart_in_order_with_item_errors(client: TestClient, red_jpeg:
     assert r.status_code == 200, r.text
     first, second, third = r.json()
     assert first["label"] == "red" and len(first["top_k"]) == 2
-    assert second == {"error": {"code": "unsupported_media_type", "message": second["error"]["message"]}}
+    assert second["error"] == {"code": "unsupported_media_type", "message": second["error"]["message"]}
     assert third["label"] == "blue"
+    # every answer names its input, so a client can match answers to files without counting
+    assert [a["item"] for a in (first, second, third)] == [
+        {"index": 0, "field": "files", "filename": "r.jpg"},
+        {"index": 1, "field": "files", "filename": "x.txt"},
+        {"index": 2, "field": "other", "filename": "b.png"},
+    ]
 
 
 def test_batch_json_with_bad_base64_item(client: TestClient, red_jpeg: bytes) -> None:
@@ -100,6 +107,7 @@ def test_batch_json_with_bad_base64_item(client: TestClient, red_jpeg: bytes) ->
     answers = client.post("/predict/batch", json={"images": images}).json()
     assert [a.get("label") for a in answers] == ["blue", None, "red"]
     assert answers[1]["error"]["code"] == "invalid_base64"
+    assert [a["item"] for a in answers] == [{"index": i, "field": f"images[{i}]", "filename": None} for i in range(3)]
 
 
 def test_batch_limits(rgb_model_path: Path) -> None:
@@ -261,18 +269,19 @@ def test_grayscale_model_answers_every_endpoint(gray_client: TestClient) -> None
         assert gray_client.get(path).status_code == 200
 
 
-def test_cors_lets_other_origins_call(client: TestClient, rgb_model_path: Path) -> None:
-    pre = client.options(
-        "/predict",
-        headers={
-            "Origin": "https://app.example",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "x-api-key",
-        },
-    )
-    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
+def test_cors_is_off_by_default_and_lets_configured_origins_call(client: TestClient, rgb_model_path: Path) -> None:
     r = client.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
-    assert r.headers["access-control-allow-origin"] == "*"
-    with make_client(rgb_model_path, cors_origins="") as same_origin_only:
-        r = same_origin_only.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
-        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # same-origin only
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key",
+    }
+    assert "access-control-allow-origin" not in client.options("/predict", headers=preflight).headers
+    with make_client(rgb_model_path, cors_origins="https://app.example") as c:
+        pre = c.options("/predict", headers=preflight)
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://app.example"
+        r = c.post("/predict", content=BLUE_PNG, headers={"Origin": "https://app.example"})
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        r = c.post("/predict", content=BLUE_PNG, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.service.conftest import encode
 
 
-def test_seed_client_multipart_call(client: TestClient, red_jpeg: bytes) -> None:
+def test_seed_client_multipart_call(client: TestClient, red_jpeg: bytes, rgb_model_path: Path) -> None:
     # The reference project's documented curl: field "file", bogus type image/jpg.
     r = client.post(
         "/predict", files={"file": ("elephant.jpg", red_jpeg, "image/jpg")}, headers={"accept": "application/json"}
@@ -18,7 +21,8 @@ def test_seed_client_multipart_call(client: TestClient, red_jpeg: bytes) -> None
     assert body["label"] == "red"
     assert isinstance(body["confidence"], float) and 0.5 < body["confidence"] <= 1.0
     assert [x["label"] for x in body["top_k"]][0] == "red" and len(body["top_k"]) == 3
-    assert body["model"] == {"name": "tiny-rgb", "version": "7"}
+    sha256 = hashlib.sha256(rgb_model_path.read_bytes()).hexdigest()
+    assert body["model"] == {"name": "tiny-rgb", "version": "7", "precision": None, "sha256": sha256}
     assert set(body["timing_ms"]) >= {"decode", "preprocess", "inference"}
 
 
