@@ -190,8 +190,9 @@ def held_inference(app: FastAPI) -> Iterator[threading.Event]:
     """Every inference waits for the event: admitted requests stay in flight until the test sets it."""
     gate = threading.Event()
     batcher = app.state.predictor.batcher
-    infer = batcher._infer
-    batcher._infer = lambda batch: (gate.wait(10), infer(batch))[1]
+    batcher._instances = [
+        (lambda batch, infer=infer: (gate.wait(10), infer(batch))[1]) for infer in batcher._instances
+    ]  # each inference instance (one on this machine)
     try:
         yield gate
     finally:
