@@ -125,7 +125,10 @@ def test_check_names_file_sha256_labels_precision_opset_threads(tmp_path: Path) 
     out = service("--check", MODEL_PATH=str(path))
     assert out.returncode == 0, out.stderr
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert f"serving {path} (sha256 {sha}): 3 labels, precision int8, opset 17, 1 onnxruntime threads" in out.stdout
+    assert (
+        f"serving {path} (sha256 {sha}): 3 labels, precision int8, opset 17; "
+        "1 inference instance(s) (1 onnxruntime threads)" in out.stdout
+    )
 
 
 def test_startup_log_line_of_the_running_service(tmp_path: Path) -> None:
