@@ -170,6 +170,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# This benchmark measures capacity, so the admission deadline and queue are lifted: at c=32 a
+# slow model's requests wait longer than REQUEST_TIMEOUT_S and would be shed (503), by design.
+# How the service sheds under overload is bench.robustness's subject.
+CAPACITY_ENV = {"REQUEST_TIMEOUT_S": "600", "MAX_QUEUE": "10000"}
+
+
 def start_service(
     model: Path, port: int, args: argparse.Namespace, extra_env: dict[str, str] | None = None, stderr: Any = None
 ) -> tuple[subprocess.Popen, float]:
@@ -239,16 +245,17 @@ async def load(url: str, photo: bytes, concurrency: int, requests: int, server_p
         wall = time.perf_counter() - start
         server_cpu, client_cpu = process_cpu_seconds(server_pid) - server0, own_cpu_seconds() - client0
     q = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
+    answered = max(1, requests - errors)  # only 200s count as served images
     return {
         "concurrency": concurrency,
         "requests": requests,
         "errors": errors,
-        "img_per_s": requests / wall,
+        "img_per_s": answered / wall,
         "p50_ms": q[0],
         "p95_ms": q[1],
         "p99_ms": q[2],
-        "server_cpu_ms_per_img": server_cpu / requests * 1e3,
-        "client_cpu_ms_per_img": client_cpu / requests * 1e3,
+        "server_cpu_ms_per_img": server_cpu / answered * 1e3,
+        "client_cpu_ms_per_img": client_cpu / answered * 1e3,
     }
 
 
@@ -398,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB); machine: {machine()}", flush=True)
     photo = args.image.read_bytes() if args.image else photo_jpeg()
     port = free_port()
-    proc, ready_s = start_service(args.model, port, args)
+    proc, ready_s = start_service(args.model, port, args, extra_env=CAPACITY_ENV)
     url = f"http://127.0.0.1:{port}"
     try:
         layout = serving_layout(url)

@@ -31,3 +31,24 @@ def test_relative_links_in_readme_and_docs_resolve() -> None:
             if "://" not in target and not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert broken == []
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # no headings inside code blocks
+    return {anchor(h) for h in re.findall(r"^#{1,6} (.+)$", text, flags=re.M)}
+
+
+def test_links_to_a_section_name_a_heading_that_exists() -> None:
+    broken = []
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target, fragment in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", page.read_text()):
+            linked = (page.parent / target) if target else page
+            if "://" not in target and linked.suffix == ".md" and fragment not in anchors(linked):
+                broken.append(f"{page.relative_to(ROOT)} -> {target}#{fragment}")
+    assert broken == []
