@@ -36,6 +36,7 @@ from service.instances import open_instances
 from service.settings import Settings
 from tests.service.conftest import encode, make_settings, serve
 from tests.service.modelgen import spatial_contract
+from tests.service.test_batcher import Recorder, run
 
 ROOT = Path(__file__).resolve().parents[2]
 INT8_VGG16_MS, FP32_VGG16_MS, LIGHT_MS = 100.0, 300.0, 4.0  # CPU-ms per image, orders of magnitude
@@ -267,26 +268,8 @@ def test_three_instances_answer_identically_to_one_over_http(conv_model_path: Pa
 # ---------------------------------------------------------------- the batcher with several instances
 
 
-class Gated:
-    """A real (numpy) model stand-in that can be held mid-call, recording its batch sizes."""
-
-    def __init__(self, gate: threading.Event | None = None) -> None:
-        self.sizes: list[int] = []
-        self.gate = gate
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if self.gate is not None:
-            self.gate.wait(5)
-        self.sizes.append(len(batch))
-        return batch.reshape(len(batch), -1).mean(axis=1, keepdims=True)
-
-
-def run(coro):  # noqa: ANN001, ANN201 - tiny helper
-    return asyncio.run(asyncio.wait_for(coro, timeout=10))
-
-
 def test_lone_request_takes_the_latency_session() -> None:
-    instances, latency, used = [Gated(), Gated()], Gated(), []
+    instances, latency, used = [Recorder(), Recorder()], Recorder(), []
 
     async def main() -> None:
         batcher = MicroBatcher(instances, 8, 60_000, latency=latency, on_instance=used.append)
@@ -305,7 +288,7 @@ def test_lone_request_takes_the_latency_session() -> None:
 
 def test_a_burst_spreads_over_idle_instances_and_answers_reach_their_owners() -> None:
     gate = threading.Event()
-    instances, latency, used = [Gated(gate), Gated(gate), Gated(gate)], Gated(), []
+    instances, latency, used = [Recorder(gate), Recorder(gate), Recorder(gate)], Recorder(), []
 
     async def main() -> list[float]:
         batcher = MicroBatcher(instances, 4, 0, latency=latency, on_instance=used.append)
@@ -332,7 +315,7 @@ def test_a_burst_spreads_over_idle_instances_and_answers_reach_their_owners() ->
 def test_the_latency_session_never_runs_beside_an_instance() -> None:
     """While an instance holds a batch, a lone newcomer waits for an instance, not the latency session."""
     gate = threading.Event()
-    instances, latency = [Gated(gate), Gated(gate)], Gated()
+    instances, latency = [Recorder(gate), Recorder(gate)], Recorder()
 
     async def main() -> None:
         batcher = MicroBatcher(instances, 8, 0, latency=latency)
@@ -354,7 +337,7 @@ def test_the_latency_session_never_runs_beside_an_instance() -> None:
 
 def test_stop_answers_batches_in_flight() -> None:
     gate = threading.Event()
-    instances = [Gated(gate), Gated(gate)]
+    instances = [Recorder(gate), Recorder(gate)]
 
     async def main() -> list[object]:
         batcher = MicroBatcher(instances, 8, 0)
