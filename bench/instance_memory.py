@@ -18,23 +18,17 @@ from pathlib import Path
 import numpy as np
 
 from core.model import LoadedModel, load_model
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from core.runtime import memory_mb
 
 
 def add_session(path: Path, threads: int, batch: int) -> tuple[LoadedModel, float, float]:
     """Open one more session; resident MB added by opening it, and by running batches 1 .. ``batch``."""
-    before = rss_mb()
+    before = memory_mb(default=0.0)
     model = load_model(path, threads)
-    opened = rss_mb()
+    opened = memory_mb(default=0.0)
     for n in range(1, batch + 1):
         model.logits(np.zeros((n, *model.input_shape), dtype=np.float32))
-    return model, opened - before, rss_mb() - before
+    return model, opened - before, memory_mb(default=0.0) - before
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model.is_file():
         print(f"instance_memory: no model at {args.model}")
         return 1
-    start = rss_mb()
+    start = memory_mb(default=0.0)
     print(f"model {args.model} ({args.model.stat().st_size / 1e6:.1f} MB), process at {start:.0f} MB resident")
     print(f"| session | opened: + MB | after batches 1..{args.batch}: + MB | process MB |")
     print("|---:|---:|---:|---:|")
@@ -56,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         model, opened, total = add_session(args.model, args.threads, args.batch)
         keep.append(model)
         added.append(total)
-        print(f"| {i} | {opened:.0f} | {total:.0f} | {rss_mb():.0f} |", flush=True)
+        print(f"| {i} | {opened:.0f} | {total:.0f} | {memory_mb(default=0.0):.0f} |", flush=True)
     if len(added) > 1:
         print(f"\neach added session: {np.mean(added[1:]):.0f} MB (mean of sessions 2..{len(added)})")
     return 0

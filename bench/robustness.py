@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image
 
 from bench.serve_bench import free_port, machine, photo_jpeg
+from core.runtime import memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "artifacts" / "bench-vgg16" / "model.int8.onnx"
@@ -103,10 +104,10 @@ class Service:
         raise RuntimeError("the service was not ready in 120 s")
 
     def peak_rss_mb(self) -> float:
-        return _status_kb(self.proc.pid, "VmHWM") / 1024
+        return memory_mb("VmHWM", self.proc.pid)
 
     def rss_mb(self) -> float:
-        return _status_kb(self.proc.pid, "VmRSS") / 1024
+        return memory_mb("VmRSS", self.proc.pid)
 
     def metric(self, name: str) -> float:
         try:
@@ -129,16 +130,6 @@ class Service:
                 self.proc.kill()
                 self.proc.wait(10)
         return time.monotonic() - start
-
-
-def _status_kb(pid: int, key: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return float("nan")
 
 
 def get_status(url: str, timeout: float) -> int:

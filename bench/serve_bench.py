@@ -285,16 +285,6 @@ def serving_layout(url: str) -> dict[str, Any]:
     return httpx.get(f"{url}/v1/model").json()["serving"]
 
 
-def memory_mb(pid: int) -> dict[str, float]:
-    """Resident and peak resident memory of a process (Linux /proc)."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
-
-
 # ---------------------------------------------------------------- JPEG draft decoding
 
 
@@ -398,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serve_bench: skipped, no model at {args.model} (run `make demo` or pass --model PATH)")
         return 0
     sys.path.insert(0, str(ROOT))
-    from core.runtime import cpu_quota
+    from core.runtime import cpu_quota, memory_mb
     from core.sizing import raw_configurations
 
     cpus = cpu_quota()
@@ -411,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         layout = serving_layout(url)
         service = [asyncio.run(load(url, photo, c, max(args.requests, 4 * c), proc.pid)) for c in args.concurrency]
         batches = batch_histogram(url)
-        memory = memory_mb(proc.pid)
+        memory = {key: memory_mb(key, proc.pid, default=0.0) for key in ("VmRSS", "VmHWM")}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -422,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     report_raw(raw)
     report_service(raw, service, ready_s, layout)
     print(f"micro-batching: {batches}")
-    print(f"service memory: {memory.get('VmRSS', 0):.0f} MB resident, {memory.get('VmHWM', 0):.0f} MB peak")
+    print(f"service memory: {memory['VmRSS']:.0f} MB resident, {memory['VmHWM']:.0f} MB peak")
     results: dict[str, Any] = {
         "machine": machine(),
         "model": str(args.model),

@@ -49,6 +49,18 @@ def cpu_quota(root: Path = CGROUP) -> int:
     return max(1, min(quota, affinity) if quota else affinity)
 
 
+def memory_mb(key: str = "VmRSS", pid: int | str = "self", default: float = float("nan")) -> float:
+    """A process's ``VmRSS`` (resident) or ``VmHWM`` (peak resident) in MB, from Linux's
+    ``/proc/PID/status``; ``default`` where it cannot be read (another OS, a process that ended)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return default
+
+
 def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
     """Explicit thread counts (no oversubscription); every session in the project is opened this way."""
     opts = ort.SessionOptions()

@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.model import LoadedModel, load_model
-from core.runtime import cpu_quota
+from core.runtime import cpu_quota, memory_mb
 from core.sizing import SPLIT_FROM_CPUS, ServingPlan, measure_infer_cpu_ms, plan_serving, probe_threads
 from service.settings import Settings
 from service.startup import open_model
@@ -41,17 +40,6 @@ class Instances:
         return len(self.models) + (self.latency is not None)
 
 
-def rss_mb() -> float:
-    """Resident memory of this process (Linux), to log what the instances cost."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:  # pragma: no cover - non-Linux
-        pass
-    return 0.0
-
-
 def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
     """Open and warm up every session of the plan for ``cpus`` (default: ``CPUS``, else the CPU quota).
 
@@ -59,7 +47,7 @@ def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
     that cannot serve, before any other session is opened.
     """
     s, cpus = settings, cpus or settings.cpus or cpu_quota()
-    start, rss0 = time.perf_counter(), rss_mb()
+    start, rss0 = time.perf_counter(), memory_mb(default=0.0)
     providers = s.providers.split(",")
 
     def open_one(threads: int) -> LoadedModel:
@@ -88,6 +76,6 @@ def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
         plan.describe(),
         instances.sessions,
         instances.open_seconds,
-        rss_mb() - rss0,
+        memory_mb(default=0.0) - rss0,
     )
     return instances

@@ -46,3 +46,11 @@ def test_cpu_quota_is_the_quota_capped_by_the_affinity_mask(tmp_path: Path) -> N
     assert cpu_quota(cgroup_tree(tmp_path / "one", {V1[0]: "100000", V1[1]: "100000"})) == 1
     assert cpu_quota(cgroup_tree(tmp_path / "more", {"cpu.max": f"{(cpus + 8) * 100000} 100000"})) == cpus
     assert cpu_quota(cgroup_tree(tmp_path / "none", {})) == cpus
+
+
+def test_memory_mb_reads_this_process_and_defaults_for_a_gone_one() -> None:
+    from core.runtime import memory_mb
+
+    resident, peak = memory_mb(), memory_mb("VmHWM")
+    assert 10 < resident <= peak  # a Python process with numpy and onnxruntime loaded
+    assert memory_mb(pid=2**22 + 1, default=-1.0) == -1.0  # above Linux's pid_max: no such process
