@@ -145,11 +145,14 @@ def _open(path: Path, threads: int, providers: list[str] | None, spinning: bool)
         ) from exc
 
 
-def load_model(path: Path, threads: int, providers: list[str] | None = None, spinning: bool = False) -> LoadedModel:
+def load_model(
+    path: Path, threads: int, providers: list[str] | None = None, spinning: bool = False, sha256: str | None = None
+) -> LoadedModel:
     """Open the ONNX file with explicit thread counts (no oversubscription) and read its contract.
 
     Every way the file can be unusable raises ``ModelFileError`` or ``ContractError``
     with a one-line message, so a service refuses to start instead of answering 500s.
+    ``sha256``: the file's digest when another session of it already computed it (not read again).
     """
     path = Path(path)
     start = time.perf_counter()
@@ -158,7 +161,7 @@ def load_model(path: Path, threads: int, providers: list[str] | None = None, spi
         contract = read_contract(session)
     except ContractError as exc:
         raise ContractError(f"{path}: {exc.message}") from exc
-    model = LoadedModel(session=session, contract=contract, path=path, sha256=file_sha256(path))
+    model = LoadedModel(session=session, contract=contract, path=path, sha256=sha256 or file_sha256(path))
     _check_scores(model)
     model.load_seconds = time.perf_counter() - start
     return model

@@ -51,7 +51,7 @@ def open_instances(settings: Settings, cpus: int | None = None) -> Instances:
     providers = s.providers.split(",")
 
     def open_one(threads: int) -> LoadedModel:
-        model = load_model(s.model_path, threads, providers, s.ort_spinning)
+        model = load_model(s.model_path, threads, providers, s.ort_spinning, sha256=first.sha256)  # hashed once
         model.warm_up(s.warmup_rounds)
         return model
 
