@@ -1,6 +1,6 @@
 """Bytes in, JSON-ready prediction out: decode -> preprocess -> infer -> top-k.
 
-Decoding and preprocessing run on a thread pool (Pillow releases the GIL), the
+Decoding and preprocessing run on the decode lanes (service/lanes.py; Pillow releases the GIL), the
 inference on the micro-batcher's thread: the event loop only routes bytes.
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.errors import ClassifierError, ImageRejected, UndecodableImage
-from core.imaging import DecodeOptions, open_image, preprocess, to_color
+from core.errors import ClassifierError, ImageRejected
+from core.imaging import DecodeOptions
 from core.model import LoadedModel
 from service import request_id, tracing
 from service.admission import current_deadline
@@ -37,27 +37,6 @@ class Decoded:
     tensor: np.ndarray  # (C, H, W) float32
     timing_ms: dict[str, float] = field(default_factory=dict)
     image: tuple[str | None, int, int] = (None, 0, 0)  # format, width, height as decoded (for the logs)
-
-
-def prepare(model: LoadedModel, data: bytes, options: DecodeOptions) -> Decoded:
-    """Decode and preprocess by the model's own contract (blocking; run off the event loop)."""
-    t0 = time.perf_counter()
-    try:
-        with tracing.span("decode"):  # load_image's two steps, split to see what the client sent
-            opened = open_image(data, options)
-            image = (opened.format, *opened.size)
-            tracing.annotate(**{"image.format": image[0], "image.width": image[1], "image.height": image[2]})
-            img = to_color(opened, model.contract.input.color)
-        t1 = time.perf_counter()
-        with tracing.span("preprocess"):
-            tensor = preprocess(img, model.contract.preprocess)
-    except ImageRejected:
-        raise
-    except Exception as exc:  # noqa: BLE001 - these bytes broke a decoder: the client's input, not a 500
-        log.warning("decoder failed on client input", exc_info=exc)
-        raise UndecodableImage(f"the image could not be decoded: {type(exc).__name__}: {exc}") from exc
-    t2 = time.perf_counter()
-    return Decoded(tensor, {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}, image)
 
 
 def answer(
